@@ -1,0 +1,3 @@
+from torch_setup.cli import main
+
+main()

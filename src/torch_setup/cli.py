@@ -1,0 +1,207 @@
+"""The command line: parse options, call the pipeline, render text or JSON, map errors to exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import List, Optional
+
+import typer
+
+from torch_setup import __version__, pipeline
+from torch_setup import plan as planning
+from torch_setup.errors import ExitCode, TorchSetupError
+from torch_setup.report import reporter_for
+from torch_setup.system import System
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Take this box from 'torch.compile fails' to 'torch.compile verified'.",
+)
+
+PythonOpt = typer.Option("", "--python", "-p", help="Target Python: a version (3.13) or a path. "
+                         "Default: the active venv or conda env, else python3 on PATH.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+RecipesOpt = typer.Option([], "--recipes", help="A directory of your own recipes, tried before the built-in "
+                          "ones (also $TORCH_SETUP_RECIPES).")
+VenvOpt = typer.Option(planning.DEFAULT_VENV, "--venv", help="Where to make a venv when the target Python may "
+                       "not be written to (a system or externally managed one).")
+TorchOpt = typer.Option("", "--torch", help="A version range for torch, such as '>=2.6,<2.15'.")
+BreakOpt = typer.Option(False, "--break-system-packages",
+                        help="Install into an externally managed Python instead of making a venv.")
+
+
+def _emit(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _fail(e: TorchSetupError, as_json: bool) -> None:
+    if as_json:
+        _emit({"ok": False, "error": {"code": int(e.code), "name": e.code.name, "message": e.message,
+                                      "hint": e.hint, "details": e.details}})
+    else:
+        typer.echo(f"error: {e.message}", err=True)
+        if e.details:
+            typer.echo("\n".join("  " + ln for ln in e.details.splitlines()), err=True)
+        if e.hint:
+            typer.echo(f"hint: {e.hint}", err=True)
+    raise typer.Exit(int(e.code))
+
+
+def _guard(as_json: bool):
+    """Decorate a command body: TorchSetupError becomes its message and exit code, never a traceback."""
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, value, tb):
+            if isinstance(value, TorchSetupError):
+                _fail(value, as_json)
+            return False
+    return _Ctx()
+
+
+@app.command()
+def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] = RecipesOpt) -> None:
+    """Probe the host and the target Python: OS, libc, compiler, headers, venv, accelerator, torch."""
+    with _guard(as_json):
+        system = System()
+        facts = pipeline.detect(system, python, pipeline.load_recipes(recipes, system.env))
+        if as_json:
+            _emit(facts.to_dict())
+            return
+        p, c, a, t = facts.python, facts.compiler, facts.accelerator, facts.torch
+        rows = [
+            ("os", f"{facts.os.name or facts.os.id} {facts.os.version} {facts.os.codename}".strip()),
+            ("arch / libc", f"{facts.arch} / {facts.libc.name or '?'} {facts.libc.version or ''}".strip()),
+            ("package manager", facts.package_manager or "none"),
+            ("privileges", "root" if facts.host.is_root else ("passwordless sudo" if facts.host.sudo else "user")),
+            ("python", f"{p.executable} ({p.version}{'t' if p.free_threaded else ''}, {p.source}"
+                       f"{', venv' if p.in_venv else ''}{', externally managed' if p.externally_managed else ''})"),
+            ("headers", f"{'ok' if p.has_headers else 'MISSING'}: {p.include_dir}/Python.h"),
+            ("venv/ensurepip", "ok" if p.venv_ok else "MISSING"),
+            ("c++ compiler", f"{c.cxx} {c.version or ''} {'ok' if c.ok else 'FAILS: ' + (c.error or '')}".strip()),
+            ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")),
+            ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")),
+        ]
+        for k, v in rows:
+            typer.echo(f"{k:>16}: {v}")
+
+
+def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: List[str],
+              options: planning.Options):
+    rec = pipeline.load_recipes(recipes, system.env)
+    if facts_file:
+        facts = pipeline.read_facts(facts_file)
+    else:
+        facts = pipeline.detect(system, python, rec)
+        facts = pipeline.prefer_existing_venv(system, facts, rec, options)
+    return facts, rec, planning.make_plan(facts, rec, options)
+
+
+def _print_plan(plan: planning.Plan) -> None:
+    for i, step in enumerate(plan.steps, 1):
+        mark = "done" if step.status == "done" else "todo"
+        typer.echo(f"{i}. [{mark}] {step.title}" + ("  (root)" if step.root and step.status == "todo" else ""))
+        if step.why:
+            typer.echo(f"     why: {step.why}")
+        for cmd in step.commands:
+            typer.echo(f"     $ {cmd.display()}")
+    for note in plan.notes:
+        typer.echo(f"note: {note}")
+    if plan.python:
+        typer.echo(f"torch.compile will run in: {plan.python}")
+
+
+@app.command()
+def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
+         facts: Optional[str] = typer.Option(None, "--facts", help="Plan for the JSON that `detect --json` "
+                                             "printed on another host, without probing this one."),
+         venv: str = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
+         recipes: List[str] = RecipesOpt) -> None:
+    """Show the ordered steps that install would run, and which are already done."""
+    with _guard(as_json):
+        options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
+        _, _, the_plan = _plan_for(System(), python, facts, recipes, options)
+        if as_json:
+            _emit(the_plan.to_dict())
+        else:
+            _print_plan(the_plan)
+
+
+@app.command()
+def install(python: str = PythonOpt, venv: str = VenvOpt,
+            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before changing the system."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
+            as_json: bool = JsonOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
+            no_verify: bool = typer.Option(False, "--no-verify", help="Skip the torch.compile smoke test."),
+            recipes: List[str] = RecipesOpt) -> None:
+    """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
+    with _guard(as_json):
+        system = System()
+        options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
+        facts, rec, the_plan = _plan_for(system, python, None, recipes, options)
+        reporter = reporter_for(as_json)
+        if dry_run:
+            report = pipeline.InstallReport(facts, the_plan, dry_run=True)
+            _emit(report.to_dict()) if as_json else _print_plan(the_plan)
+            return
+        if not the_plan.todo:
+            reporter.line("Nothing to do: every step is done already.")
+        else:
+            if not as_json:
+                _print_plan(the_plan)
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise TorchSetupError("not a terminal: pass --yes to run the plan", hint="or --dry-run")
+                typer.confirm("Run these steps?", abort=True)
+        report = pipeline.install(system, facts, rec, options, reporter, do_verify=not no_verify)
+        _finish_verify(report.verification, as_json, report.to_dict())
+
+
+def _finish_verify(v, as_json: bool, data: dict) -> None:
+    if as_json:
+        _emit(data)
+    elif v is not None:
+        if v.ok:
+            per = ", ".join(f"{r['device']} {r['seconds']} s" for r in v.results)
+            typer.echo(f"torch.compile verified: torch {v.torch} in {v.python} ({per})")
+        else:
+            typer.echo(f"torch.compile FAILED in {v.python}", err=True)
+            for ln in v.compiler_lines or (v.error or "").strip().splitlines()[-8:]:
+                typer.echo(f"  {ln}", err=True)
+    if v is not None and not v.ok:
+        raise typer.Exit(int(ExitCode.VERIFY_FAILED))
+
+
+@app.command()
+def verify(python: str = typer.Option("", "--python", "-p", help="The interpreter to verify; default: the "
+                                      "active venv, else python3."),
+           as_json: bool = JsonOpt) -> None:
+    """Run a small model through torch.compile with a fresh cache, compared with eager."""
+    with _guard(as_json):
+        from torch_setup.facts.python import find
+        from torch_setup.verify import verify as run_verify
+
+        system = System()
+        exe = find(system, python)[0].executable
+        v = run_verify(system, exe)
+        _finish_verify(v, as_json, v.to_dict())
+
+
+def main() -> None:
+    if os.environ.get("TORCH_SETUP_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="Print the version.")) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()

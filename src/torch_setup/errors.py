@@ -1,0 +1,63 @@
+"""One error root and the exit codes the CLI maps errors to (documented in the README)."""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # a step or an unexpected error
+    USAGE = 2  # bad command line (Typer's own code for usage errors)
+    BAD_FACTS = 3  # a facts file that is not valid
+    BAD_RECIPE = 4  # a recipe file that is not valid
+    UNSUPPORTED = 5  # a platform or Python that cannot work, refused before installing
+    NEEDS_ROOT = 6  # root is needed, and there is neither root nor passwordless sudo
+    PYTHON_NOT_FOUND = 7  # --python names no interpreter
+    STEP_FAILED = 8  # a command of the plan failed
+    VERIFY_FAILED = 9  # torch.compile did not pass the smoke test
+    PROBLEMS = 10  # doctor found something that blocks torch.compile
+    NO_TORCH = 11  # no torch wheel fits this interpreter / index
+
+
+class TorchSetupError(Exception):
+    """An error with a user-ready message; the CLI prints it without a traceback."""
+
+    code = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str = "", details: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details
+
+
+class FactsError(TorchSetupError):
+    code = ExitCode.BAD_FACTS
+
+
+class RecipeError(TorchSetupError):
+    code = ExitCode.BAD_RECIPE
+
+
+class UnsupportedError(TorchSetupError):
+    code = ExitCode.UNSUPPORTED
+
+
+class NeedsRootError(TorchSetupError):
+    code = ExitCode.NEEDS_ROOT
+
+
+class PythonNotFoundError(TorchSetupError):
+    code = ExitCode.PYTHON_NOT_FOUND
+
+
+class StepError(TorchSetupError):
+    code = ExitCode.STEP_FAILED
+
+
+class VerifyError(TorchSetupError):
+    code = ExitCode.VERIFY_FAILED
+
+
+class NoTorchError(TorchSetupError):
+    code = ExitCode.NO_TORCH

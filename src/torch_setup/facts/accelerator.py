@@ -1,0 +1,96 @@
+"""The accelerator, as an ordered chain of sources, overrides first (the order uv's accelerator.rs uses).
+
+The NVIDIA *driver* version is what decides which CUDA builds can run; a CUDA toolkit on the box is a different
+fact and is not looked at.
+"""
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+from torch_setup.facts.model import AcceleratorFacts
+from torch_setup.system import System
+
+DRIVER = re.compile(r"^\d+\.\d+(\.\d+)?$")
+
+
+def parse_sys_module_version(text: str) -> Optional[str]:
+    """/sys/module/nvidia/version: '580.95.05'."""
+    v = text.strip()
+    return v if DRIVER.match(v) else None
+
+
+def parse_proc_driver_version(text: str) -> Optional[str]:
+    """/proc/driver/nvidia/version: 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.03  Thu ...'."""
+    for line in text.splitlines():
+        if line.startswith("NVRM version:"):
+            m = re.search(r"\s(\d+\.\d+(?:\.\d+)?)\s", line + " ")
+            if m:
+                return m.group(1)
+    return None
+
+
+def parse_nvidia_smi_csv(text: str) -> Tuple[Optional[str], List[str], Optional[str]]:
+    """`nvidia-smi --query-gpu=driver_version,compute_cap,name --format=csv,noheader`: one line per GPU.
+
+    Returns (driver, gpu names, lowest compute capability): the lowest one decides which builds have kernels
+    for every GPU on the box.
+    """
+    drivers, names, caps = [], [], []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if not parts or not DRIVER.match(parts[0]):
+            continue
+        drivers.append(parts[0])
+        if len(parts) > 1 and re.match(r"^\d+\.\d+$", parts[1]):
+            caps.append(parts[1])
+        if len(parts) > 2:
+            names.append(", ".join(parts[2:]))
+    if not drivers:
+        return None, [], None
+    cap = min(caps, key=lambda c: tuple(int(x) for x in c.split("."))) if caps else None
+    return drivers[0], names, cap
+
+
+def parse_rocm_agents(text: str) -> Optional[str]:
+    """`rocm_agent_enumerator`: gfx names, one a line; gfx000 is the CPU agent. Lowest GPU arch wins."""
+    archs = sorted({ln.strip() for ln in text.splitlines() if re.match(r"^gfx[0-9a-f]+$", ln.strip())} - {"gfx000"})
+    return archs[0] if archs else None
+
+
+def parse_ldconfig_libcuda(text: str) -> bool:
+    return any(re.search(r"\blibcuda\.so(\.1)?\s", ln) for ln in text.splitlines())
+
+
+def detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
+    env = system.env
+    override = env.get("TORCH_SETUP_CUDA_DRIVER")
+    if override:
+        return AcceleratorFacts(kind="nvidia", driver_version=override, source="TORCH_SETUP_CUDA_DRIVER")
+    if env.get("TORCH_SETUP_ROCM_GFX"):
+        return AcceleratorFacts(kind="rocm", gfx=env["TORCH_SETUP_ROCM_GFX"], source="TORCH_SETUP_ROCM_GFX")
+    facts = None
+    text = system.read_text("/sys/module/nvidia/version")
+    if text and parse_sys_module_version(text):
+        facts = AcceleratorFacts("nvidia", parse_sys_module_version(text), "/sys/module/nvidia/version")
+    if facts is None:
+        text = system.read_text("/proc/driver/nvidia/version")
+        if text and parse_proc_driver_version(text):
+            facts = AcceleratorFacts("nvidia", parse_proc_driver_version(text), "/proc/driver/nvidia/version")
+    smi = system.run(["nvidia-smi", "--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"],
+                     timeout=20)
+    if smi.ok:
+        driver, names, cap = parse_nvidia_smi_csv(smi.stdout)
+        if driver:
+            facts = facts or AcceleratorFacts("nvidia", driver, "nvidia-smi")
+            facts.gpus, facts.compute_capability = names, cap
+    if facts is not None:
+        ld = system.run(["/sbin/ldconfig", "-p"], timeout=20)
+        facts.libcuda = parse_ldconfig_libcuda(ld.stdout) if ld.ok else None
+        return facts
+    rocm = system.run(["rocm_agent_enumerator"], timeout=20)
+    if rocm.ok and parse_rocm_agents(rocm.stdout):
+        return AcceleratorFacts(kind="rocm", gfx=parse_rocm_agents(rocm.stdout), source="rocm_agent_enumerator")
+    if system_name == "Darwin" and machine == "arm64":
+        return AcceleratorFacts(kind="mps", source="Apple silicon")
+    return AcceleratorFacts()

@@ -1,0 +1,156 @@
+"""The facts about a host and a target Python, as plain dataclasses that round-trip through JSON.
+
+`detect --json` prints `Facts.to_dict()`; `plan --facts FILE` reads it back with `Facts.from_dict`, so a plan can
+be made for another host without probing this one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from torch_setup.errors import FactsError
+
+SCHEMA = 1
+
+
+@dataclass
+class OsFacts:
+    id: str = ""  # distro id: debian, ubuntu, fedora, rhel, darwin, ...
+    version: str = ""  # "13", "24.04"; "" on rolling releases and Debian testing
+    codename: str = ""
+    like: List[str] = field(default_factory=list)  # ID_LIKE
+    name: str = ""
+    system: str = "Linux"  # platform.system()
+
+
+@dataclass
+class LibcFacts:
+    name: Optional[str] = None  # glibc, musl, or None (macOS)
+    version: Optional[str] = None
+
+
+@dataclass
+class HostFacts:
+    is_root: bool = False
+    sudo: bool = False  # passwordless sudo works
+    container: Optional[str] = None  # docker, podman, lxc, ... or None
+    chroot: bool = False
+    uv: Optional[str] = None  # path of uv on PATH
+    apt_lists_age_s: Optional[float] = None  # age of apt's package lists; None: none
+    ca_bundle: bool = True  # a system CA bundle exists (pip in a distro venv uses it)
+
+
+@dataclass
+class PythonFacts:
+    found: bool = False
+    spec: str = ""  # what was asked for: a version, a path, or "" for the default
+    executable: Optional[str] = None
+    version: Optional[str] = None  # "3.13.5"
+    implementation: Optional[str] = None
+    free_threaded: bool = False
+    prefix: Optional[str] = None
+    base_prefix: Optional[str] = None
+    in_venv: bool = False
+    base_executable: Optional[str] = None  # the interpreter a venv was made from (pyvenv.cfg "home")
+    source: Optional[str] = None  # system, pyenv, conda, homebrew, uv, built-from-source, unknown
+    include_dir: Optional[str] = None
+    has_headers: bool = False
+    externally_managed: bool = False
+    venv_ok: bool = False  # `venv` with `ensurepip` works
+    user_site: Optional[str] = None
+
+    @property
+    def minor(self) -> Optional[str]:
+        """'3.13' (with a 't' for free-threaded builds, as package and binary names use)."""
+        if not self.version:
+            return None
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass
+class CompilerFacts:
+    cxx: str = "g++"  # what Inductor will run: $CXX, else g++ (clang++ on macOS)
+    path: Optional[str] = None
+    family: Optional[str] = None  # gcc, clang, apple-clang
+    version: Optional[str] = None
+    toolchain_ok: bool = False  # builds C++20 with OpenMP
+    ok: bool = False  # ... and with Python.h of the target
+    error: Optional[str] = None  # the compiler's own error lines when a check failed
+    cc: Optional[str] = None  # the C compiler Triton will use ($CC, gcc, clang)
+
+
+@dataclass
+class AcceleratorFacts:
+    kind: str = "none"  # nvidia, rocm, mps, none
+    driver_version: Optional[str] = None
+    source: Optional[str] = None  # which probe said so
+    gpus: List[str] = field(default_factory=list)
+    compute_capability: Optional[str] = None  # lowest of the GPUs, "9.0"
+    gfx: Optional[str] = None  # ROCm architecture
+    libcuda: Optional[bool] = None  # libcuda.so listed by ldconfig -p (NVIDIA only)
+
+
+@dataclass
+class TorchFacts:
+    version: Optional[str] = None
+    cuda: Optional[str] = None  # CUDA version the build targets, None for CPU builds
+    location: Optional[str] = None
+    in_user_site: bool = False
+    triton: Optional[str] = None
+
+
+@dataclass
+class Facts:
+    os: OsFacts = field(default_factory=OsFacts)
+    arch: str = ""
+    libc: LibcFacts = field(default_factory=LibcFacts)
+    package_manager: Optional[str] = None
+    host: HostFacts = field(default_factory=HostFacts)
+    python: PythonFacts = field(default_factory=PythonFacts)
+    compiler: CompilerFacts = field(default_factory=CompilerFacts)
+    accelerator: AcceleratorFacts = field(default_factory=AcceleratorFacts)
+    torch: TorchFacts = field(default_factory=TorchFacts)
+    schema: int = SCHEMA
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Facts":
+        return _load(cls, data, "facts")
+
+
+def _load(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise FactsError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise FactsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _value(hints[name], value, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _value(hint, value, where):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _value(next(a for a in args if a is not type(None)), value, where)
+    if dataclasses.is_dataclass(hint):
+        return _load(hint, value, where)
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise FactsError(f"{where}: expected a list")
+        return [_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise FactsError(f"{where}: expected {hint.__name__}, got {type(value).__name__} ({value!r})")
+    return value

@@ -1,0 +1,100 @@
+"""Run inside the *target* interpreter (stdlib only, Python 3.6+): print one JSON object of raw facts.
+
+Kept free of interpretation: `facts.python.parse_probe` turns this output into facts, so tests feed it output
+captured from real interpreters. Torch is looked up without importing it (importing takes seconds).
+"""
+import json
+import os
+import platform
+import sys
+import sysconfig
+
+
+def _read(path, limit=4096):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read(limit)
+    except (OSError, IOError):
+        return None
+
+
+def _torch():
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8
+        return None
+    try:
+        dist = metadata.distribution("torch")
+    except Exception:
+        return None
+    root = str(dist.locate_file(""))
+    return {
+        "version": dist.version,
+        "location": root,
+        "version_py": _read(os.path.join(root, "torch", "version.py")),
+        "triton": _version_of(metadata, "triton") or _version_of(metadata, "pytorch-triton"),
+    }
+
+
+def _version_of(metadata, name):
+    try:
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def _ensurepip():
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("ensurepip") is not None
+    except Exception:
+        return False
+
+
+def main():
+    include = sysconfig.get_path("include")
+    stdlib = sysconfig.get_path("stdlib")
+    try:
+        import site
+
+        user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else None
+    except Exception:
+        user_site = None
+    libc = platform.libc_ver()
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        glibc = None
+    out = {
+        "probe": 1,
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "version_string": sys.version,
+        "implementation": sys.implementation.name,
+        "gil_disabled": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "executable": sys.executable,
+        "realpath": os.path.realpath(sys.executable),
+        "prefix": sys.prefix,
+        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+        "include": include,
+        "has_python_h": bool(include) and os.path.exists(os.path.join(include, "Python.h")),
+        "stdlib": stdlib,
+        "externally_managed": _read(os.path.join(stdlib, "EXTERNALLY-MANAGED")) if stdlib else None,
+        "ensurepip": _ensurepip(),
+        "pyvenv_cfg": _read(os.path.join(sys.prefix, "pyvenv.cfg")),
+        "conda_meta": os.path.isdir(os.path.join(getattr(sys, "base_prefix", sys.prefix), "conda-meta")),
+        "config_args": sysconfig.get_config_var("CONFIG_ARGS"),
+        "cc": sysconfig.get_config_var("CC"),
+        "user_site": user_site,
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "mac_ver": platform.mac_ver()[0],
+        "libc": [libc[0], libc[1]],
+        "gnu_libc_version": glibc,
+        "torch": _torch(),
+    }
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The target Python: find it from a SPEC, probe it in a subprocess, parse what the probe printed."""
+from __future__ import annotations
+
+import json
+import os
+import pkgutil
+import re
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from torch_setup.errors import FactsError, PythonNotFoundError
+from torch_setup.facts.model import LibcFacts, PythonFacts, TorchFacts
+from torch_setup.system import System
+
+# Sent with -c: the package may live inside a zipapp, where the script is no file a subprocess can open.
+PROBE = pkgutil.get_data("torch_setup.facts", "probe_python.py").decode()
+VERSION_SPEC = re.compile(r"^3\.(\d+)(t?)$")
+
+
+def candidates(spec: str, env: Mapping[str, str]) -> List[str]:
+    """Executables to try for SPEC, best first. A path is taken as is; a version is searched for."""
+    home = env.get("HOME", "~")
+    if not spec:
+        out = []
+        for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+            if env.get(var):
+                out.append(os.path.join(env[var], "bin", "python"))
+        return out + ["python3"]
+    if os.sep in spec or spec.startswith("."):
+        return [spec]
+    m = VERSION_SPEC.match(spec)
+    if not m:
+        return [spec]  # a command name such as python3.13
+    name = f"python{spec}"
+    out = []
+    for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        if env.get(var):
+            out.append(os.path.join(env[var], "bin", "python"))
+    out += [name, "python3"]
+    pyenv_root = env.get("PYENV_ROOT") or os.path.join(home, ".pyenv")
+    out.append(os.path.join(pyenv_root, "versions", f"{spec}*", "bin", name))
+    uv_dir = env.get("UV_PYTHON_INSTALL_DIR") or os.path.join(
+        env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "uv", "python"
+    )
+    out.append(os.path.join(uv_dir, f"cpython-{spec}.*", "bin", name))
+    return out
+
+
+def wants(spec: str, version: Optional[str], free_threaded: bool) -> bool:
+    """Does an interpreter of this version answer SPEC? Paths and names answer themselves."""
+    m = VERSION_SPEC.match(spec or "")
+    if not m:
+        return True
+    return bool(version) and version.split(".")[:2] == ["3", m.group(1)] and free_threaded == bool(m.group(2))
+
+
+def parse_probe(text: str, env: Mapping[str, str]) -> Tuple[PythonFacts, TorchFacts, str, LibcFacts]:
+    """Parse the probe's JSON into (python, torch, arch, libc) facts."""
+    try:
+        raw = json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError) as e:
+        raise FactsError(f"the Python probe printed no JSON ({e}): {text[:200]!r}") from None
+    if not isinstance(raw, dict) or raw.get("probe") != 1:
+        raise FactsError("the Python probe printed an unexpected object")
+    em_text = raw.get("externally_managed")
+    prefix, base = raw["prefix"], raw["base_prefix"]
+    cfg = parse_pyvenv_cfg(raw.get("pyvenv_cfg") or "")
+    in_venv = prefix != base or bool(cfg)
+    py = PythonFacts(
+        found=True,
+        executable=raw["executable"],
+        version=raw["version"],
+        implementation=raw["implementation"],
+        free_threaded=bool(raw.get("gil_disabled")),
+        prefix=prefix,
+        base_prefix=base,
+        in_venv=in_venv,
+        base_executable=cfg.get("home") and os.path.join(cfg["home"], "python3"),
+        include_dir=raw.get("include"),
+        has_headers=bool(raw.get("has_python_h")),
+        # A venv is not externally managed even when its base is (PEP 668 exempts virtual environments).
+        externally_managed=bool(em_text) and not in_venv,
+        venv_ok=bool(raw.get("ensurepip")),
+        user_site=raw.get("user_site"),
+    )
+    py.source = python_source(raw, env, em_text)
+    torch = parse_torch(raw.get("torch"), py.user_site)
+    libc_name, libc_version = parse_libc(raw.get("gnu_libc_version"), raw.get("libc") or ["", ""], raw.get("system"))
+    return py, torch, raw.get("machine", ""), LibcFacts(libc_name, libc_version)
+
+
+def parse_pyvenv_cfg(text: str) -> Dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def python_source(raw: dict, env: Mapping[str, str], em_text: Optional[str]) -> str:
+    """Where the base interpreter comes from, by the fingerprints in reference/platforms.md §8."""
+    base = raw["base_prefix"].rstrip("/")
+    real = raw.get("realpath") or raw["executable"]
+    where = f"{base}/ {real}"
+    if raw.get("conda_meta") or "conda-forge" in raw.get("version_string", ""):
+        return "conda"
+    if "/uv/python/" in where or (em_text and "uv" in em_text.lower() and "uv python" in em_text.lower()):
+        return "uv"
+    pyenv_root = env.get("PYENV_ROOT", "").rstrip("/")
+    if "/.pyenv/versions/" in where or (pyenv_root and where.startswith(pyenv_root + "/versions/")):
+        return "pyenv"
+    if "/Cellar/python@" in where or "/homebrew/" in where or "/linuxbrew/" in where:
+        return "homebrew"
+    if base in ("/usr", "/System/Library/Frameworks/Python.framework/Versions/" + raw["version"][:4]):
+        return "system"
+    if base == "/usr/local" or (raw.get("config_args") or "").find("--prefix=/usr/local") >= 0:
+        return "built-from-source"  # official python: images and `make install`
+    if base.startswith("/Library/Frameworks/Python.framework"):
+        return "python.org"
+    return "unknown"
+
+
+def parse_torch(raw: Optional[dict], user_site: Optional[str]) -> TorchFacts:
+    if not raw:
+        return TorchFacts()
+    # torch/version.py has the local version (2.15.0+cu132) that the wheel metadata may lack.
+    version_py = raw.get("version_py") or ""
+    m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
+    version = m.group(1) if m else raw.get("version")
+    m = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([\d.]+)['\"]", version_py, re.M)
+    cuda = m.group(1) if m else None
+    location = raw.get("location")
+    return TorchFacts(
+        version=version,
+        cuda=cuda,
+        location=location,
+        in_user_site=bool(user_site and location and os.path.normpath(location) == os.path.normpath(user_site)),
+        triton=raw.get("triton"),
+    )
+
+
+def parse_libc(gnu: Optional[str], libc_ver: List[str], system: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """'glibc 2.41' from os.confstr, else platform.libc_ver(); musl reports nothing on either."""
+    if gnu:
+        name, _, version = gnu.partition(" ")
+        return ("glibc" if name.lower() == "glibc" else name), version or None
+    if libc_ver and libc_ver[0]:
+        return libc_ver[0], libc_ver[1] or None
+    if system == "Linux":
+        return "musl", None
+    return None, None
+
+
+def find(system: System, spec: str) -> Tuple[PythonFacts, TorchFacts, str, LibcFacts]:
+    """Probe the first candidate for SPEC that runs and matches; PythonNotFoundError if none does."""
+    tried = []
+    for cand in candidates(spec, system.env):
+        for exe in _expand(system, cand):
+            res = system.run([exe, "-c", PROBE], timeout=60)
+            if not res.ok:
+                tried.append(f"{exe}: {(res.stderr or res.stdout).strip().splitlines()[-1:] or ['rc ' + str(res.rc)]}")
+                continue
+            py, torch, arch, libc = parse_probe(res.stdout, system.env)
+            if wants(spec, py.version, py.free_threaded):
+                py.spec = spec
+                return py, torch, arch, libc
+            tried.append(f"{exe}: is Python {py.version}{'t' if py.free_threaded else ''}")
+    raise PythonNotFoundError(
+        f"no Python interpreter matches --python {spec or '(default)'}",
+        hint="give a version such as 3.13, or the path of an interpreter",
+        details="\n".join(tried),
+    )
+
+
+def _expand(system: System, cand: str) -> List[str]:
+    if "*" in cand:
+        import glob
+
+        return sorted(glob.glob(cand), reverse=True)
+    if os.sep in cand:
+        return [cand] if system.exists(cand) else []
+    path = system.which(cand)
+    return [path] if path else []

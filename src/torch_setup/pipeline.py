@@ -1,0 +1,99 @@
+"""The pipeline, end to end: facts -> recipes -> plan -> run -> verify. The CLI only parses and renders."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from torch_setup import plan as planning
+from torch_setup import recipes as recipes_mod
+from torch_setup.errors import FactsError
+from torch_setup.facts import gather as gathering
+from torch_setup.facts import compiler, python
+from torch_setup.facts.model import Facts
+from torch_setup.report import Reporter
+from torch_setup.run import StepRun, execute
+from torch_setup.system import System
+from torch_setup.verify import Verification, verify
+
+RECIPES_ENV = "TORCH_SETUP_RECIPES"
+
+
+def load_recipes(dirs: Sequence[str], env) -> recipes_mod.Recipes:
+    extra = list(dirs) + [d for d in env.get(RECIPES_ENV, "").split(os.pathsep) if d]
+    return recipes_mod.load([Path(d) for d in extra])
+
+
+def detect(system: System, spec: str, recipes: recipes_mod.Recipes, required: bool = True) -> Facts:
+    return gathering.gather(system, spec, recipes.manager_binaries(), python_required=required)
+
+
+def read_facts(path: str) -> Facts:
+    try:
+        text = Path(path).read_text() if path != "-" else __import__("sys").stdin.read()
+    except OSError as e:
+        raise FactsError(f"cannot read facts file {path}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise FactsError(f"{path} is not JSON: {e}", hint="give the output of `torch-setup detect --json`") from None
+    if isinstance(data, dict) and "facts" in data and isinstance(data["facts"], dict):
+        data = data["facts"]  # an install report carries its facts
+    try:
+        return Facts.from_dict(data)
+    except FactsError as e:
+        raise FactsError(f"{path}: {e.message}", hint="give the output of `torch-setup detect --json`") from None
+
+
+def prefer_existing_venv(system: System, facts: Facts, recipes, options: planning.Options) -> Facts:
+    """A second run: when the plan would make a venv that already exists, plan for the venv instead."""
+    plan = planning.make_plan(facts, recipes, options)
+    venv_step = next((s for s in plan.steps if s.id == "venv"), None)
+    exe = os.path.join(os.path.expanduser(options.venv), "bin", "python")
+    if not venv_step or not system.exists(exe):
+        return facts
+    py, torch, _, _ = python.find(system, exe)
+    if py.minor != facts.python.minor or py.free_threaded != facts.python.free_threaded:
+        return facts  # a venv of another Python: leave it, the plan's venv step will fail loudly on it
+    facts.python, facts.torch = py, torch
+    facts.python.spec = exe
+    facts.compiler = compiler.probe(system, facts.os.system, py.include_dir, py.has_headers)
+    return facts
+
+
+@dataclass
+class InstallReport:
+    facts: Facts
+    plan: planning.Plan
+    runs: List[StepRun] = field(default_factory=list)
+    verification: Optional[Verification] = None
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(r.status == "ran" for r in self.runs)
+
+    @property
+    def ok(self) -> bool:
+        return self.verification is None or self.verification.ok
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok, "changed": self.changed, "dry_run": self.dry_run, "python": self.plan.python,
+            "plan": self.plan.to_dict(), "runs": [r.to_dict() for r in self.runs],
+            "verify": self.verification.to_dict() if self.verification else None,
+            "facts": self.facts.to_dict(),
+        }
+
+
+def install(system: System, facts: Facts, recipes, options: planning.Options, reporter: Reporter,
+            do_verify: bool = True) -> InstallReport:
+    plan = planning.make_plan(facts, recipes, options)
+    report = InstallReport(facts, plan)
+    report.runs = execute(system, plan, facts, reporter)
+    if do_verify and plan.python:
+        reporter.line(f"==> Verifying torch.compile in {plan.python} (fresh Inductor cache)")
+        report.verification = verify(system, plan.python)
+    return report

@@ -1,0 +1,192 @@
+"""The plan: a pure function of facts and recipes. Ordered steps with a status, argv commands and root."""
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from packaging.version import InvalidVersion, Version
+
+from torch_setup.errors import UnsupportedError
+from torch_setup.facts.model import Facts
+from torch_setup.recipes import NEEDS, Platform, Recipes
+
+DEFAULT_VENV = "~/.venvs/torch"
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: Tuple[str, ...]
+    env: Dict[str, str] = field(default_factory=dict)
+
+    def display(self) -> str:
+        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return (prefix + " " if prefix else "") + " ".join(shlex.quote(a) for a in self.argv)
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    status: str  # "done" or "todo"
+    commands: Tuple[Command, ...]
+    root: bool
+    why: str = ""
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "status": self.status,
+                "commands": [list(c.argv) for c in self.commands], "root": self.root, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: Tuple[Step, ...]
+    python: Optional[str]  # the interpreter torch.compile will run in once the plan is done
+    platform: Optional[str]  # recipe id
+    notes: Tuple[str, ...] = ()
+
+    @property
+    def todo(self) -> List[Step]:
+        return [s for s in self.steps if s.status == "todo"]
+
+    def to_dict(self) -> dict:
+        return {"steps": [s.to_dict() for s in self.steps], "python": self.python, "platform": self.platform,
+                "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class Options:
+    venv: str = DEFAULT_VENV  # where a venv goes when the target may not be written to
+    torch: str = ""  # a version range such as ">=2.6,<2.15"; "" for the newest the Python supports
+    break_system_packages: bool = False
+
+
+def torch_requirement(facts: Facts, recipes: Recipes, user_range: str = "") -> str:
+    """'torch>=2.6' for the target Python, from recipes/torch.toml; refuse a Python no torch compiles on."""
+    py = facts.python
+    row = recipes.torch_for(py.minor or "", py.free_threaded)
+    label = f"{py.minor}{'t' if py.free_threaded else ''}"
+    if row is None:
+        known = sorted({t.python for t in recipes.torch_python if not t.free_threaded}, key=Version)
+        raise UnsupportedError(
+            f"no torch release supports torch.compile on Python {label}",
+            hint=f"use a Python from {known[0]} to {known[-1]} (--python {known[-1]})",
+        )
+    if row.min_python and Version(py.version or "0") < Version(row.min_python):
+        raise UnsupportedError(
+            f"torch.compile on Python {label} needs CPython >= {row.min_python}; this is {py.version}",
+            hint=f"upgrade the interpreter to {row.min_python} or later ({row.source})",
+        )
+    spec = f">={row.min_torch}" + (f",<={row.max_torch}.99" if row.max_torch else "")
+    return "torch" + (user_range if user_range else spec)
+
+
+def torch_usable(facts: Facts, recipes: Recipes) -> bool:
+    """Is the installed torch one whose torch.compile supports the target Python?"""
+    if not facts.torch.version:
+        return False
+    row = recipes.torch_for(facts.python.minor or "", facts.python.free_threaded)
+    if row is None:
+        return False
+    try:
+        v = Version(Version(facts.torch.version).base_version)
+    except InvalidVersion:
+        return False
+    return v >= Version(row.min_torch) and (not row.max_torch or v < Version(row.max_torch + ".99"))
+
+
+def _root(argv: Tuple[str, ...], env: Dict[str, str], facts: Facts) -> Command:
+    """As root: run as is; else through sudo, with the environment on the command line (sudo resets it)."""
+    if facts.host.is_root or not facts.host.sudo:
+        return Command(argv, env)
+    return Command(("sudo",) + (("env",) + tuple(f"{k}={v}" for k, v in env.items()) if env else ()) + argv)
+
+
+def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], needs: List[str]) -> Optional[Step]:
+    if not platform:
+        return None
+    manager = recipes.managers[platform.manager]
+    minor = facts.python.minor or ""
+    packages: List[str] = []
+    for need in NEEDS:
+        if need in needs:
+            packages += [p.format(minor=minor) for p in platform.packages.get(need, ())]
+    packages = list(dict.fromkeys(packages))
+    what = {"headers": f"Python {minor} headers", "venv": "venv support", "cxx": "a C++ compiler with OpenMP",
+            "ca": "CA certificates"}
+    title = "System packages: " + (" ".join(packages) if packages else "nothing missing")
+    if not packages:
+        return Step("system-packages", title, "done", (), True, "headers, compiler and venv support present")
+    commands = []
+    age = facts.host.apt_lists_age_s if manager.name == "apt" else None
+    stale = manager.refresh and (manager.refresh_max_age_s is None or age is None or age > manager.refresh_max_age_s)
+    if stale:
+        commands.append(_root(manager.refresh, manager.env, facts))
+    install = tuple(a for arg in manager.install for a in (packages if arg == "{packages}" else [arg]))
+    commands.append(_root(install, manager.env, facts))
+    why = "missing: " + ", ".join(what[n] for n in NEEDS if n in needs)
+    return Step("system-packages", title, "todo", tuple(commands), True, why)
+
+
+def make_plan(facts: Facts, recipes: Recipes, options: Options = Options()) -> Plan:
+    py = facts.python
+    if not py.found:
+        raise UnsupportedError(f"no Python interpreter matches --python {py.spec or '(default)'}")
+    platform = recipes.platform_for(facts.os.id, facts.os.like, facts.os.version)
+    requirement = torch_requirement(facts, recipes, options.torch)
+    keep_torch = torch_usable(facts, recipes) and not options.torch
+    system_owned = py.source == "system" and not py.in_venv
+    use_venv = not keep_torch and (py.externally_managed or system_owned) and not options.break_system_packages
+    venv = os.path.expanduser(options.venv) if use_venv else None
+    target = os.path.join(venv, "bin", "python") if venv else py.executable
+
+    needs = []
+    if not py.has_headers:
+        needs.append("headers")
+    if use_venv and not py.venv_ok:
+        needs.append("venv")
+    if not facts.compiler.toolchain_ok:
+        needs.append("cxx")
+    if not facts.host.ca_bundle:
+        needs.append("ca")
+    notes: List[str] = []
+    headers_from_system = py.source == "system"
+    if "headers" in needs and not headers_from_system:
+        needs.remove("headers")
+        notes.append(f"Python.h is missing from {py.include_dir}, and a {py.source} Python is not fixed by system "
+                     "packages: reinstall that interpreter with its headers")
+    if not platform and needs:
+        raise UnsupportedError(
+            f"no recipe for {facts.os.name or facts.os.id} {facts.os.version}".rstrip(),
+            hint="add one with --recipes DIR (see recipes/debian.toml), or install these yourself: "
+                 + ", ".join(needs),
+        )
+
+    steps: List[Step] = []
+    pkg = _package_step(facts, recipes, platform, needs)
+    if pkg:
+        steps.append(pkg)
+    if use_venv:
+        steps.append(Step(
+            "venv", f"Virtual environment {venv}", "todo",
+            (Command((py.executable, "-m", "venv", venv)),), False,
+            "the target Python is " + ("externally managed (PEP 668)" if py.externally_managed else
+                                       "the system's own") + ": torch goes into a venv",
+        ))
+    if keep_torch:
+        steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
+                          f"torch {facts.torch.version} supports torch.compile on Python {py.minor}: kept"))
+    else:
+        argv: Tuple[str, ...]
+        if facts.host.uv:
+            argv = (facts.host.uv, "pip", "install", "--python", target, requirement)
+        else:
+            argv = (target, "-m", "pip", "install", requirement)
+        if options.break_system_packages and py.externally_managed:
+            argv += ("--break-system-packages",)
+        why = (f"torch {facts.torch.version} does not support torch.compile on Python {py.minor}"
+               if facts.torch.version else "no torch in the target")
+        steps.append(Step("torch", f"torch ({requirement})", "todo", (Command(argv),),
+                          options.break_system_packages and system_owned and not facts.host.is_root, why))
+    return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes))

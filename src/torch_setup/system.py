@@ -1,0 +1,243 @@
+"""The one seam for side effects: processes, files and the environment.
+
+Everything else takes a `System` and stays pure, so tests hand it a `FakeSystem` built from output captured on
+real machines (tests/fixtures/hosts/*.json).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Mapping, Optional, Sequence
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+NOT_FOUND = 127
+
+
+def command_key(argv: Sequence[str]) -> str:
+    """How a command is named in captured fixtures: a script sent with -c is named by its first line."""
+    parts = list(argv)
+    if "-c" in parts[:-1]:
+        i = parts.index("-c") + 1
+        if "\n" in parts[i]:
+            parts[i] = "<script: " + parts[i].strip().splitlines()[0][:60] + ">"
+    return " ".join(parts)
+
+
+class System:
+    """The real host."""
+
+    def __init__(self, env: Optional[Mapping[str, str]] = None):
+        self.env: Dict[str, str] = dict(os.environ if env is None else env)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+        input: Optional[str] = None,
+        on_line: Optional[Callable[[str], None]] = None,
+        cwd: Optional[str] = None,
+    ) -> Result:
+        """Run argv; a missing program is rc 127, a timeout rc 124, never an exception."""
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        start = time.monotonic()
+        try:
+            if on_line is None:
+                p = subprocess.run(
+                    list(argv), env=full_env, timeout=timeout, input=input, capture_output=True,
+                    text=True, errors="replace", cwd=cwd,
+                )
+                return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
+            # Streamed: stderr folded into stdout so progress and errors keep their order.
+            proc = subprocess.Popen(
+                list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=cwd,
+            )
+            lines = []
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+            rc = proc.wait(timeout=timeout)
+            return Result(rc, "".join(lines), "", time.monotonic() - start)
+        except FileNotFoundError as e:
+            return Result(NOT_FOUND, "", str(e), time.monotonic() - start)
+        except PermissionError as e:
+            return Result(126, "", str(e), time.monotonic() - start)
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return Result(124, out, f"timed out after {timeout} s", time.monotonic() - start)
+
+    def read_text(self, path: str) -> Optional[str]:
+        try:
+            return Path(path).read_text(errors="replace")
+        except (OSError, UnicodeError):
+            return None
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def which(self, name: str) -> Optional[str]:
+        return shutil.which(name, path=self.env.get("PATH"))
+
+    def mtime(self, path: str) -> Optional[float]:
+        try:
+            return os.stat(path).st_mtime
+        except OSError:
+            return None
+
+    def now(self) -> float:
+        return time.time()
+
+    def euid(self) -> int:
+        return os.geteuid() if hasattr(os, "geteuid") else -1
+
+    def same_root(self) -> Optional[bool]:
+        """False inside a chroot: / is not the root of PID 1 (needs /proc and root to tell)."""
+        try:
+            a, b = os.stat("/"), os.stat("/proc/1/root/.")
+            return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        except OSError:
+            return None
+
+
+@dataclass
+class FakeSystem(System):
+    """A host replayed from captured output: files and command results; anything not listed is missing."""
+
+    files: Dict[str, str] = field(default_factory=dict)
+    commands: Dict[str, Result] = field(default_factory=dict)  # key: " ".join(argv)
+    programs: Dict[str, str] = field(default_factory=dict)  # name -> path, for which()
+    env: Dict[str, str] = field(default_factory=dict)
+    uid: int = 0
+    root_same: Optional[bool] = True
+    clock: float = 1_800_000_000.0
+    mtimes: Dict[str, float] = field(default_factory=dict)
+    calls: list = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FakeSystem":
+        return cls(
+            files=data.get("files", {}),
+            commands={k: Result(**v) for k, v in data.get("commands", {}).items()},
+            programs=data.get("programs", {}), env=data.get("env", {}), uid=data.get("uid", 0),
+            root_same=data.get("root_same", True), clock=data.get("clock", 1_800_000_000.0),
+            mtimes=data.get("mtimes", {}),
+        )
+
+    def run(self, argv, *, env=None, timeout=None, input=None, on_line=None, cwd=None) -> Result:
+        key = command_key(argv)
+        self.calls.append(key)
+        for pattern, result in self.commands.items():
+            if key == pattern or (pattern.endswith("*") and key.startswith(pattern[:-1])):
+                if on_line:
+                    for line in result.output.splitlines():
+                        on_line(line)
+                return result
+        return Result(NOT_FOUND, "", f"{argv[0]}: not found (not in the captured host)")
+
+    def read_text(self, path):
+        return self.files.get(path)
+
+    def exists(self, path):
+        return path in self.files or any(f.startswith(path.rstrip("/") + "/") for f in self.files)
+
+    def which(self, name):
+        return self.programs.get(name)
+
+    def mtime(self, path):
+        return self.mtimes.get(path)
+
+    def now(self):
+        return self.clock
+
+    def euid(self):
+        return self.uid
+
+    def same_root(self):
+        return self.root_same
+
+
+class _Env(dict):
+    """Remembers which variables were read, so a capture keeps only those."""
+
+    def __init__(self, data, seen):
+        super().__init__(data)
+        self.seen = seen
+
+    def get(self, key, default=None):
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.seen.add(key)
+        return super().__contains__(key)
+
+
+class RecordingSystem(System):
+    """The real host, writing down every answer: `scripts/capture-host` turns a run into a fixture."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen_env: set = set()
+        self.env = _Env(self.env, self.seen_env)
+        self.record: dict = {"files": {}, "commands": {}, "programs": {}, "mtimes": {}}
+
+    def run(self, argv, **kw):
+        res = super().run(argv, **kw)
+        self.record["commands"][command_key(argv)] = {"rc": res.rc, "stdout": res.stdout, "stderr": res.stderr}
+        return res
+
+    def read_text(self, path):
+        text = super().read_text(path)
+        if text is not None:
+            self.record["files"][path] = text
+        return text
+
+    def exists(self, path):
+        found = super().exists(path)
+        if found and path not in self.record["files"]:
+            self.record["files"][path] = ""
+        return found
+
+    def which(self, name):
+        path = super().which(name)
+        if path:
+            self.record["programs"][name] = path
+        return path
+
+    def mtime(self, path):
+        value = super().mtime(path)
+        if value is not None:
+            self.record["mtimes"][path] = value
+        return value
+
+    def fixture(self) -> dict:
+        env = {k: dict.get(self.env, k) for k in sorted(self.seen_env) if dict.get(self.env, k) is not None}
+        return dict(self.record, env=env, uid=self.euid(), root_same=self.same_root(), clock=self.now())

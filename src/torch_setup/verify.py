@@ -1,0 +1,66 @@
+"""Verify: run smoke.py in the target interpreter with fresh Inductor and Triton caches."""
+from __future__ import annotations
+
+import json
+import pkgutil
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from torch_setup.system import System
+
+SMOKE = pkgutil.get_data("torch_setup", "smoke.py").decode()  # sent with -c: a zipapp has no files
+
+
+@dataclass
+class Verification:
+    ok: bool
+    python: str
+    torch: Optional[str] = None
+    seconds: float = 0.0
+    results: List[dict] = field(default_factory=list)
+    error: Optional[str] = None  # the traceback or the runner's own message
+    compiler_lines: List[str] = field(default_factory=list)  # the compiler's own error lines
+    output: str = ""  # everything the smoke run printed, for diagnosis
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "python": self.python, "torch": self.torch, "seconds": self.seconds,
+                "results": self.results, "error": self.error, "compiler_lines": self.compiler_lines}
+
+
+def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
+    """Pure: read the JSON line smoke.py printed last; anything else is a crash before it could."""
+    data = None
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            data = json.loads(line)
+            break
+        except ValueError:
+            continue
+    output = stdout + stderr
+    lines = [ln.strip() for ln in output.splitlines()
+             if ("error" in ln.lower() and (".cpp:" in ln or ".c:" in ln or "fatal" in ln.lower()))
+             or "InvalidCxxCompiler" in ln]
+    if not isinstance(data, dict):
+        return Verification(False, python, error=(stderr or stdout).strip()[-4000:] or f"exit status {rc}",
+                            compiler_lines=lines[:8], output=output)
+    return Verification(
+        ok=bool(data.get("ok")) and rc == 0, python=python, torch=data.get("torch"),
+        seconds=float(data.get("seconds") or 0), results=list(data.get("results") or []),
+        error=data.get("error"), compiler_lines=list(dict.fromkeys(lines))[:8], output=output,
+    )
+
+
+def verify(system: System, python: str, timeout: float = 900) -> Verification:
+    cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
+    try:
+        env = {"TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": str(Path(cache) / "triton"),
+               "TORCHINDUCTOR_FX_GRAPH_CACHE": "0", "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
+        res = system.run([python, "-c", SMOKE], env=env, timeout=timeout)
+        if res.rc == 127:
+            return Verification(False, python, error=f"{python}: not found")
+        return parse_smoke(python, res.rc, res.stdout, res.stderr)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
