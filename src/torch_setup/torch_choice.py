@@ -1,0 +1,836 @@
+"""Which torch to install: the build variant (cpu, cu130, rocm7.2, ...), the exact version, and the index.
+
+The rules, and why:
+- Variant: what the GPU can use. An NVIDIA driver runs CUDA builds up to the major its version allows (the
+  driver is the fact that matters, not a CUDA toolkit on the box), and a build only helps a GPU it has kernels
+  for (a driver-only rule hands pre-Turing GPUs kernel-less cu128/cu130 wheels: astral-sh/uv#14742). A Docker
+  build sees no GPU, so TORCH_SETUP_TORCH_BACKEND names the variant there.
+- Version: the newest torch that (a) has a wheel for the *target* interpreter's tags (computed from the facts,
+  not from this process), (b) supports torch.compile on that Python (recipes/torch.toml), (c) exists for the
+  variant, within the user's range and any pip constraint file. Among several runnable CUDA variants the newest
+  torch wins, then the newest CUDA (so a Volta box gets torch 2.14 from cu126 rather than 2.9 from cu129).
+- Index: an explicit --find-links / --index-url first; then the PyTorch index for the variant when it answers;
+  then what the user configured for pip/uv; then PyPI. A source that does not answer is a warning, not a failure
+  (uv's --torch-backend fails after 11 s here because download.pytorch.org is unreachable).
+Tables with their sources: data/torch_variants.toml. Credentials never reach a reason, warning or display field.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+from packaging import tags as ptags
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from torch_setup import indexes
+from torch_setup.errors import NoTorchError, UnsupportedError
+from torch_setup.indexes import File, IndexUnreachable, Listing, Source, mask, mask_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+PYTORCH_INDEX = "https://download.pytorch.org/whl"
+BACKEND_ENV = "TORCH_SETUP_TORCH_BACKEND"
+DATA = Path(__file__).resolve().parent / "data" / "torch_variants.toml"
+Fetch = Callable[[Source, str], Listing]
+_BACKEND = re.compile(r"^(auto|cpu|xpu|cu\d{2,3}|rocm\d+(\.\d+)+)$")
+
+# ------------------------------------------------------------------------------------------------ the tables
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # cpu, cuda, rocm, xpu
+    cuda: Optional[Version] = None
+    driver_linux: Optional[Version] = None
+    driver_windows: Optional[Version] = None
+    gfx: Tuple[str, ...] = ()
+    torch: SpecifierSet = SpecifierSet("")
+    platforms: Tuple[str, ...] = ()
+    source: str = ""
+    known: bool = True  # False: named by the user, not in the table
+
+    def driver_for(self, system: str) -> Optional[Version]:
+        return self.driver_windows if system == "windows" else self.driver_linux
+
+
+@dataclass(frozen=True)
+class Kernels:
+    variant: str
+    torch: SpecifierSet
+    arch: str
+    sm: Tuple[Tuple[int, int], ...]
+    ptx: Optional[Tuple[int, int]]
+
+    def covers(self, cc: Tuple[int, int]) -> bool:
+        """A cubin for X.z runs on X.y with y >= z; PTX for P runs (JIT) on any capability >= P."""
+        return any(m == cc[0] and n <= cc[1] for m, n in self.sm) or (self.ptx is not None and self.ptx <= cc)
+
+
+@dataclass(frozen=True)
+class Table:
+    variants: Tuple[Variant, ...]
+    kernels: Tuple[Kernels, ...]
+    pypi_builds: Tuple[Tuple[str, SpecifierSet, str], ...]  # (platform, torch range, variant)
+    companions: Dict[str, Dict[str, str]]  # "2.14" -> {"torchvision": "0.29", "torchaudio": "2.11.1"}
+    download_gb: float
+    installed_gb: float
+
+    def variant(self, name: str) -> Optional[Variant]:
+        return next((v for v in self.variants if v.name == name), None)
+
+    def kernels_for(self, variant: str, torch: Optional[Version], arch: str) -> List[Kernels]:
+        return [k for k in self.kernels if k.variant == variant and k.arch == arch
+                and (torch is None or k.torch.contains(torch, prereleases=True))]
+
+    def pypi_build(self, platform: str, torch: Version) -> Optional[str]:
+        return next((v for p, spec, v in self.pypi_builds if p == platform and spec.contains(torch, prereleases=True)),
+                    None)
+
+
+def _cc(text: str) -> Tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+@functools.lru_cache(maxsize=4)
+def load_table(path: Optional[str] = None) -> Table:
+    """Parse data/torch_variants.toml (cached; read on first use, never at import)."""
+    data = tomllib.loads(Path(path or DATA).read_text())
+    variants = tuple(Variant(
+        name=v["name"], kind=v["kind"], cuda=Version(v["cuda"]) if "cuda" in v else None,
+        driver_linux=Version(v["driver_linux"]) if "driver_linux" in v else None,
+        driver_windows=Version(v["driver_windows"]) if "driver_windows" in v else None,
+        gfx=tuple(v.get("gfx", ())), torch=SpecifierSet(v.get("torch", "")), platforms=tuple(v["platforms"]),
+        source=v["source"]) for v in data["variant"])
+    kernels = tuple(Kernels(k["variant"], SpecifierSet(k.get("torch", "")), k["arch"],
+                            tuple(_cc(s) for s in k["sm"]), _cc(k["ptx"]) if k.get("ptx") else None)
+                    for k in data["kernels"])
+    pypi = tuple((b["platform"], SpecifierSet(b.get("torch", "")), b["variant"]) for b in data["pypi_build"])
+    companions = {c["torch"]: {k: c[k] for k in ("torchvision", "torchaudio") if k in c} for c in data["companion"]}
+    dl = data["download"]
+    return Table(variants, kernels, pypi, companions, float(dl["cuda_gb"]), float(dl["cuda_installed_gb"]))
+
+
+# ------------------------------------------------------------------------------------------------ the target
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter torch is for: version, ABI and platform tags, built from facts, not from this process."""
+
+    major: int
+    minor: int
+    micro: Optional[int]
+    free_threaded: bool
+    system: str  # linux, darwin, windows
+    arch: str  # x86_64, aarch64 (Linux), arm64 (macOS), amd64 (Windows)
+    platforms: Tuple[str, ...]  # platform tags, best first
+    tags: FrozenSet[ptags.Tag]
+
+    @property
+    def minor_str(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    @property
+    def label(self) -> str:  # "3.13t"
+        return self.minor_str + ("t" if self.free_threaded else "")
+
+    @property
+    def full(self) -> str:
+        return f"{self.minor_str}.{self.micro}" if self.micro is not None else self.minor_str
+
+    @property
+    def abi(self) -> str:
+        return f"cp{self.major}{self.minor}" + ("t" if self.free_threaded else "")
+
+    @property
+    def platform_key(self) -> str:
+        return f"{self.system}-{self.arch}"
+
+    @property
+    def platform_name(self) -> str:
+        return {"linux": "Linux", "darwin": "macOS", "windows": "Windows"}[self.system] + " " + self.arch
+
+
+def _linux_platforms(arch: str, libc: Optional[str], version: Optional[str]) -> List[str]:
+    """manylinux_2_N down to the oldest glibc manylinux knows (with the legacy aliases), or musllinux_1_N."""
+    nums = [int(x) for x in re.findall(r"\d+", version or "")][:2]
+    if libc == "musl" and len(nums) == 2:
+        return [f"musllinux_{nums[0]}_{m}_{arch}" for m in range(nums[1], -1, -1)] + [f"linux_{arch}"]
+    glibc_minor = nums[1] if len(nums) == 2 else 28
+    lowest = 5 if arch in ("x86_64", "i686") else 17
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    out = []
+    for m in range(glibc_minor, lowest - 1, -1):
+        out.append(f"manylinux_2_{m}_{arch}")
+        if m in legacy and (m == 17 or arch in ("x86_64", "i686")):
+            out.append(f"{legacy[m]}_{arch}")
+    return out + [f"linux_{arch}"]
+
+
+def _tags(major: int, minor: int, ft: bool, platforms: Sequence[str]) -> FrozenSet[ptags.Tag]:
+    """CPython tags for the target: cpXY-cpXY[t]-plat, abi3 (not for free-threaded builds), none, py3X."""
+    interp = f"cp{major}{minor}"
+    out = {ptags.Tag(interp, interp + ("t" if ft else ""), p) for p in platforms}
+    if not ft:
+        out |= {ptags.Tag(f"cp{major}{m}", "abi3", p) for m in range(2, minor + 1) for p in platforms}
+    out |= {ptags.Tag(interp, "none", p) for p in platforms}
+    out |= set(ptags.compatible_tags((major, minor), interp, list(platforms)))
+    return frozenset(out)
+
+
+def target_from(facts) -> Tuple[Target, List[str]]:
+    """The Target for facts.python (or, when no interpreter was found yet, the version its spec names)."""
+    warnings: List[str] = []
+    py = facts.python
+    m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", py.version or "")
+    ft = bool(py.free_threaded)
+    if not m:
+        m = re.match(r"^(?:python|cpython-?)?(\d+)\.(\d+)(?:\.(\d+))?(t)?$", (py.spec or "").strip().lower())
+        if not m:
+            raise UnsupportedError("the target Python's version is not known",
+                                   hint="name it with --python 3.13 (or a path to the interpreter)")
+        ft = ft or bool(m.group(4))
+    major, minor = int(m.group(1)), int(m.group(2))
+    micro = int(m.group(3)) if m.group(3) else None
+    system = (facts.os.system or "Linux").lower()
+    raw = (facts.arch or "x86_64").lower()
+    if system == "darwin":
+        arch = "arm64" if raw in ("arm64", "aarch64") else "x86_64"
+        nums = [int(x) for x in re.findall(r"\d+", facts.os.version or "")][:2]
+        if not nums:
+            nums = [14, 0]
+            warnings.append("macOS version unknown: assumed 14.0")
+        platforms = list(ptags.mac_platforms((nums[0], nums[1] if len(nums) > 1 else 0), arch))
+    elif system == "windows":
+        arch = "arm64" if raw in ("arm64", "aarch64") else "amd64"
+        platforms = [f"win_{arch}"]
+    else:
+        system = "linux"
+        arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(raw, raw)
+        libc = facts.libc.name
+        if libc != "musl" and not facts.libc.version:
+            warnings.append("glibc version unknown: assumed 2.28 (what current torch wheels need)")
+        platforms = _linux_platforms(arch, libc, facts.libc.version)
+    return Target(major, minor, micro, ft, system, arch, tuple(platforms), _tags(major, minor, ft, platforms)), warnings
+
+
+# ------------------------------------------------------------------------------------------------ the variant
+
+
+@dataclass
+class Policy:
+    """Which builds are wanted, best first, and why."""
+
+    kind: str  # cpu, cuda, rocm, xpu, mps
+    preferred: Tuple[str, ...]
+    any_build_runs: bool = False  # a CPU target can run any build (a CUDA one is just big)
+    skip_pytorch_index: bool = False  # macOS: PyPI's wheels are the ones (with MPS)
+    check_kernels: bool = False
+    cc: Optional[Tuple[int, int]] = None
+    reasons: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def _cc_text(cc: Tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
+
+
+def _covers_any(table: Table, v: Variant, cc: Tuple[int, int], arch: str) -> bool:
+    rows = table.kernels_for(v.name, None, arch)
+    return not rows or any(k.covers(cc) for k in rows)
+
+
+def _policy(facts, table: Table, target: Target, backend: str, env: Mapping[str, str]) -> Policy:
+    origin = "--torch-backend"
+    if backend == "auto" and env.get(BACKEND_ENV, "").strip():
+        backend, origin = env[BACKEND_ENV].strip().lower(), BACKEND_ENV
+    if not _BACKEND.match(backend):
+        raise UnsupportedError(f"unknown torch backend {backend!r} ({origin})",
+                               hint="use auto, cpu, xpu, cuXYZ (cu130) or rocmX.Y (rocm7.2)")
+    acc = facts.accelerator
+    cc = _cc(acc.compute_capability) if acc.compute_capability else None
+    if backend == "auto":
+        return _auto(facts, table, target, cc)
+    p = _explicit(table, target, backend, cc, acc)
+    p.reasons.insert(0, f"{origin} {backend} chosen by the user" if origin != BACKEND_ENV
+                     else f"{BACKEND_ENV}={backend} names the variant (as in a Docker build, where no GPU is seen)")
+    return p
+
+
+def _cpu(reason: str, target: Target, warning: str = "") -> Policy:
+    p = Policy("mps" if target.system == "darwin" else "cpu", ("cpu",), any_build_runs=target.system != "darwin",
+               skip_pytorch_index=target.system == "darwin", reasons=[reason])
+    if warning:
+        p.warnings.append(warning)
+    return p
+
+
+def _auto(facts, table: Table, target: Target, cc) -> Policy:
+    acc = facts.accelerator
+    if target.system == "darwin":
+        return _cpu("macOS: PyPI's torch is the build to use (on Apple silicon it includes the MPS backend)", target)
+    if acc.kind == "nvidia":
+        return _auto_nvidia(table, target, acc, cc)
+    if acc.kind == "rocm" and acc.gfx:
+        fits = [v for v in table.variants if v.kind == "rocm" and acc.gfx in v.gfx and target.platform_key in v.platforms]
+        if not fits:
+            return _cpu("ROCm GPU seen, but no ROCm build on file runs on it", target,
+                        f"no ROCm torch build lists {acc.gfx} (or none for {target.platform_name}); chose cpu -- "
+                        "name one with --torch-backend rocmX.Y to try anyway")
+        return Policy("rocm", tuple(v.name for v in fits), reasons=[
+            f"AMD GPU {acc.gfx} ({acc.source or 'detected'}): ROCm builds with kernels for it: "
+            + ", ".join(v.name for v in fits)])
+    hint = ""
+    if facts.host.container:
+        hint = (f"; inside a container ({facts.host.container}) a GPU is often not visible -- set "
+                f"{BACKEND_ENV}=cu130 (or another variant) to choose a GPU build")
+    return _cpu("no GPU seen (no NVIDIA driver, no ROCm agent): the CPU build" + hint, target)
+
+
+def _auto_nvidia(table: Table, target: Target, acc, cc) -> Policy:
+    try:
+        driver = Version(acc.driver_version or "")
+    except InvalidVersion:
+        return _cpu("NVIDIA GPU seen without a readable driver version", target,
+                    f"NVIDIA driver version {acc.driver_version!r} not understood: chose cpu -- "
+                    "name a variant with --torch-backend cuXYZ")
+    cudas = sorted((v for v in table.variants if v.kind == "cuda" and target.platform_key in v.platforms),
+                   key=lambda v: v.cuda, reverse=True)
+    runnable = [v for v in cudas if v.driver_for(target.system) and driver >= v.driver_for(target.system)]
+    if not runnable:
+        oldest = min((v.driver_for(target.system) for v in cudas if v.driver_for(target.system)), default=None)
+        return _cpu(f"NVIDIA driver {driver} is older than any CUDA build on file needs", target,
+                    f"NVIDIA driver {driver} runs no CUDA torch build (the oldest needs {oldest}): chose cpu")
+    reasons = [f"NVIDIA driver {driver} ({acc.source or 'detected'}) runs CUDA builds up to {runnable[0].name} "
+               f"(CUDA {runnable[0].cuda.major}.x needs driver >= {runnable[0].driver_for(target.system)}: NVIDIA "
+               "CUDA release notes, Table 2)"]
+    fits = runnable
+    if cc is not None:
+        fits = [v for v in runnable if _covers_any(table, v, cc, target.arch)]
+        gpus = f" (the lowest of {len(acc.gpus)} GPUs)" if len(acc.gpus) > 1 else ""
+        dropped = [v.name for v in runnable if v not in fits]
+        if not fits:
+            return _cpu(f"GPU compute capability {_cc_text(cc)}{gpus} has kernels in no CUDA build this driver runs",
+                        target, f"no CUDA torch build has kernels for compute capability {_cc_text(cc)}: chose cpu")
+        text = f"compute capability {_cc_text(cc)}{gpus} has kernels in {', '.join(v.name for v in fits)}"
+        reasons.append(text + (f"; not in {', '.join(dropped)}" if dropped else ""))
+    return Policy("cuda", tuple(v.name for v in fits), check_kernels=cc is not None, cc=cc, reasons=reasons)
+
+
+def _explicit(table: Table, target: Target, name: str, cc, acc) -> Policy:
+    if name == "cpu":
+        p = _cpu("the CPU build", target)
+        p.reasons = []
+        return p
+    v = table.variant(name)
+    warnings = []
+    if v is None:
+        warnings.append(f"{name} is not in torch-setup's variant table: asking its index anyway")
+        kind = "cuda" if name.startswith("cu") else "rocm" if name.startswith("rocm") else "xpu"
+        v = Variant(name, kind, known=False)
+    elif target.platform_key not in v.platforms:
+        warnings.append(f"{name} has no builds for {target.platform_name} on file")
+    if v.kind == "cuda" and acc.kind == "nvidia" and acc.driver_version and v.driver_for(target.system):
+        try:
+            if Version(acc.driver_version) < v.driver_for(target.system):
+                warnings.append(f"NVIDIA driver {acc.driver_version} is older than {name} needs "
+                                f"({v.driver_for(target.system)}): torch will not see the GPU")
+        except InvalidVersion:
+            pass
+    if v.kind == "cuda" and cc is not None and v.known and not _covers_any(table, v, cc, target.arch):
+        warnings.append(f"{name} has no kernels for compute capability {_cc_text(cc)}")
+    if v.kind == "rocm" and acc.gfx and v.known and acc.gfx not in v.gfx:
+        warnings.append(f"{name} does not list {acc.gfx} among its GPU architectures")
+    return Policy(v.kind, (name,), warnings=warnings)
+
+
+# ------------------------------------------------------------------------------------------------ candidates
+
+
+@dataclass(frozen=True)
+class Cand:
+    file: File
+    version: Version  # with its local label
+    variant: Optional[str]
+    tier: int  # 0: a wanted build; 1: a build that runs but is not the one wanted (CUDA on a CPU box)
+    rank: int  # position of the variant in the policy (lower = newer)
+    tag: str
+    source: Source
+
+
+@dataclass
+class Ctx:
+    table: Table
+    target: Target
+    policy: Policy
+    spec: SpecifierSet
+    allow_pre: bool
+    window: Optional[Tuple[Version, Optional[Version]]]  # torch.compile: (min, max) for the target Python
+    companions: Tuple[str, ...]
+    recipes: object = None
+    answered: List[Tuple[Listing, Optional[str]]] = field(default_factory=list)  # for the error message
+
+
+def _upto(v: Version, hi: Optional[Version]) -> bool:
+    """v <= hi, where "2.11" means any 2.11.x."""
+    if hi is None:
+        return True
+    n = len(hi.release)
+    return v.release[:n] <= hi.release
+
+
+def _variant_of(table: Table, target: Target, version: Version, index_variant: Optional[str]) -> Optional[str]:
+    if version.local:
+        return version.local
+    if index_variant:
+        return index_variant
+    return table.pypi_build(target.platform_key, Version(version.public))
+
+
+def _judge(ctx: Ctx, f: File, source: Source, index_variant: Optional[str]) -> Optional[Cand]:
+    """A Cand when `f` is a wheel the target can install, of a wanted build, in every range that applies."""
+    if not f.filename.endswith(".whl") or f.yanked:
+        return None
+    try:
+        _, version, _, ftags = parse_wheel_filename(f.filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    public = Version(version.public)
+    variant = _variant_of(ctx.table, ctx.target, version, index_variant)
+    tier = _tier(ctx, variant, public)
+    if tier is None:
+        return None
+    if (public.is_prerelease or public.is_devrelease) and not ctx.allow_pre:
+        return None
+    if not ctx.spec.contains(public, prereleases=True):
+        return None
+    tag = next((t for t in ftags if t in ctx.target.tags), None)
+    if tag is None:
+        return None
+    if f.requires_python:
+        try:
+            if not SpecifierSet(f.requires_python).contains(ctx.target.full, prereleases=True):
+                return None
+        except InvalidSpecifier:
+            pass
+    if ctx.window is None or public < ctx.window[0] or not _upto(public, ctx.window[1]):
+        return None
+    if not _companions_ok(ctx, public):
+        return None
+    rank = ctx.policy.preferred.index(variant) if variant in ctx.policy.preferred else len(ctx.policy.preferred)
+    return Cand(f, version, variant, tier, rank, str(tag), source)
+
+
+def _tier(ctx: Ctx, variant: Optional[str], public: Version) -> Optional[int]:
+    p = ctx.policy
+    if variant in p.preferred:
+        if p.check_kernels and p.cc is not None:
+            rows = ctx.table.kernels_for(variant, public, ctx.target.arch)
+            if rows and not any(k.covers(p.cc) for k in rows):
+                return None
+        return 0
+    return 1 if p.any_build_runs else None
+
+
+def _companions_ok(ctx: Ctx, public: Version) -> bool:
+    row = ctx.table.companions.get(f"{public.major}.{public.minor}", {})
+    return all(name in row for name in ctx.companions)
+
+
+def _best(cands: Sequence[Cand]) -> Optional[Cand]:
+    """Wanted builds first, then the newest torch, then the newest variant, then the first source asked."""
+    if not cands:
+        return None
+    order = {id(c): i for i, c in enumerate(cands)}
+    return min(cands, key=lambda c: (c.tier, _neg(Version(c.version.public)), c.rank, order[id(c)]))
+
+
+def _neg(v: Version):
+    return tuple(-x for x in v.release) + (0 if v.pre is None else -1,)
+
+
+def _judge_listing(ctx: Ctx, listing: Listing, index_variant: Optional[str] = None) -> List[Cand]:
+    ctx.answered.append((listing, index_variant))
+    out = []
+    for f in listing.files:
+        cand = _judge(ctx, f, listing.source, index_variant)
+        if cand:
+            out.append(cand)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ the choice
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The torch to install and where from. Display fields are masked; the `*_real` ones are for the command only
+    (kept out of repr) -- print `to_dict()` or the display fields, never the real ones."""
+
+    variant: str  # the build chosen: cpu, cu130, rocm7.2, xpu
+    version: str  # public torch version: "2.14.1"
+    requirement: str  # "torch==2.14.1+cpu": the local label pinned when the wheel has one, so pip and uv agree
+    extras: Tuple[str, ...]  # ("torchvision==0.29.*",)
+    index_url: Optional[str]  # masked, for display
+    extra_index_urls: Tuple[str, ...]  # masked
+    find_links: Tuple[str, ...]  # masked
+    wheel: str  # the wheel's filename
+    source: str  # where it came from: find-links, index-url, pytorch, configured, pypi
+    reasons: Tuple[str, ...]
+    warnings: Tuple[str, ...]
+    index_url_real: Optional[str] = field(default=None, repr=False)
+    extra_index_urls_real: Tuple[str, ...] = field(default=(), repr=False)
+    find_links_real: Tuple[str, ...] = field(default=(), repr=False)
+
+    def install_args(self) -> List[str]:
+        """Requirements and index options for `pip install` / `uv pip install` (real URLs: do not print)."""
+        args = [self.requirement, *self.extras]
+        if self.index_url_real:
+            args += ["--index-url", self.index_url_real]
+        for u in self.extra_index_urls_real:
+            args += ["--extra-index-url", u]
+        for u in self.find_links_real:
+            args += ["--find-links", u]
+        return args
+
+    def to_dict(self) -> Dict[str, object]:
+        """For `plan --json`: display fields only."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
+                if not k.endswith("_real")}
+
+
+def _default_read(path: str) -> Optional[str]:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def _user_spec(torch_range: str) -> SpecifierSet:
+    text = (torch_range or "").strip()
+    if not text:
+        return SpecifierSet("")
+    try:
+        if re.match(r"^\d+(\.\d+)*$", text):
+            return SpecifierSet(f"=={text}.*" if text.count(".") < 2 else f"=={text}")
+        if re.match(r"^[A-Za-z]", text):
+            return Requirement(text).specifier
+        return SpecifierSet(text)
+    except (InvalidSpecifier, InvalidRequirement):
+        raise UnsupportedError(f"--torch {torch_range!r} is not a version range",
+                               hint="for example: --torch '>=2.6,<2.12' or --torch 2.13") from None
+
+
+def _constraints(paths: Sequence[str], read: Callable[[str], Optional[str]]) -> Tuple[SpecifierSet, List[str]]:
+    """torch lines of pip/uv constraint files: the host's admin may cap torch (this lab caps torch<=2.14.1)."""
+    spec, notes = SpecifierSet(""), []
+    for path in paths:
+        for line in (read(path) or "").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line or line.startswith("-"):
+                continue
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if canonicalize_name(req.name) == "torch" and str(req.specifier):
+                spec &= req.specifier
+                notes.append(f"the constraint file {mask(path)} limits torch to {req.specifier}")
+    return spec, notes
+
+
+def _companion_names(with_: Sequence[str]) -> Tuple[str, ...]:
+    names = []
+    for item in with_:
+        names += [canonicalize_name(x) for x in str(item).split(",") if x.strip()]
+    return tuple(dict.fromkeys(names))
+
+
+def _extras(table: Table, public: Version, names: Sequence[str]) -> Tuple[Tuple[str, ...], List[str], List[str]]:
+    row = table.companions.get(f"{public.major}.{public.minor}", {})
+    extras, reasons, warnings = [], [], []
+    for name in names:
+        if name not in ("torchvision", "torchaudio"):
+            extras.append(name)
+            warnings.append(f"{name}: no version table on file; left for the installer to match to torch {public}")
+            continue
+        ver = row[name]
+        extras.append(f"{name}=={ver}.*" if ver.count(".") == 1 else f"{name}=={ver}")
+        reasons.append(f"{name} {ver} goes with torch {public.major}.{public.minor}")
+        if name == "torchaudio" and ver.count(".") == 2 and not ver.startswith(f"{public.major}.{public.minor}."):
+            warnings.append(f"torchaudio's last release is {ver}; it declares torch>=2.11 but was not built with "
+                            f"torch {public.major}.{public.minor}")
+    return tuple(extras), reasons, warnings
+
+
+def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with_: Sequence[str] = (),
+           index_url: Optional[str] = None, find_links: Optional[Sequence[str]] = None,
+           fetch: Optional[Fetch] = None, env: Optional[Mapping[str, str]] = None, pip_config: str = "",
+           read_text: Callable[[str], Optional[str]] = _default_read, pytorch_index: str = PYTORCH_INDEX,
+           pypi: str = indexes.PYPI, table: Optional[Table] = None) -> Choice:
+    """Choose torch for the target described by `facts`. Raises NoTorchError when nothing fits.
+
+    `fetch(source, project)` returns a Listing or raises IndexUnreachable (default: indexes.fetch, over the
+    network); `env` and `pip_config` (captured `pip config list` text) say what the user configured;
+    `pytorch_index` replaces https://download.pytorch.org/whl (a mirror of it, or a test server).
+    """
+    env = os.environ if env is None else env
+    fetch = fetch or (lambda source, project: indexes.fetch(source, project))
+    table = table or load_table()
+    target, warnings = target_from(facts)
+    policy = _policy(facts, table, target, (backend or "auto").lower(), env)
+    warnings += policy.warnings
+
+    if isinstance(find_links, str):
+        find_links = [find_links]
+    conf = indexes.configured(index_url=index_url, find_links=list(find_links or ()), env=env, pip_config=pip_config)
+    cspec, cnotes = _constraints(conf.constraints, read_text)
+    spec = _user_spec(torch_range) & cspec
+    reasons = list(policy.reasons) + cnotes
+    allow_pre = any(_is_pre(s.version) for s in spec)
+    tp = recipes.torch_for(target.minor_str, target.free_threaded)
+    window = (Version(tp.min_torch), Version(tp.max_torch) if tp.max_torch else None) if tp else None
+    if tp and tp.min_python and target.micro is not None and Version(target.full) < Version(tp.min_python):
+        window = None  # e.g. free-threaded 3.13.1: Dynamo needs 3.13.3
+    ctx = Ctx(table, target, policy, spec, allow_pre, window, _companion_names(with_), recipes)
+
+    stages = _stages(ctx, conf, pytorch_index, pypi)
+    unreachable: List[IndexUnreachable] = []
+    chosen: Optional[Cand] = None
+    stage_name = ""
+    for stage_name, sources in stages:
+        cands = _run_stage(ctx, stage_name, sources, fetch, unreachable, reasons)
+        chosen = _best(cands)
+        if chosen:
+            break
+    if chosen is None:
+        raise _no_torch(ctx, tp, unreachable)
+    return _finish(ctx, chosen, stage_name, conf, pypi, tp, reasons, warnings, unreachable)
+
+
+def _is_pre(text: str) -> bool:
+    try:
+        return Version(text.rstrip(".*")).is_prerelease
+    except InvalidVersion:
+        return False
+
+
+def _stages(ctx: Ctx, conf: indexes.Configured, pytorch_index: str, pypi: str):
+    """(name, sources) in the order they are asked; a stage with a wanted wheel ends the search."""
+    explicit_links = tuple(s for s in conf.find_links if s.origin == "--find-links")
+    explicit_index = conf.index if conf.index and conf.index.origin == "--index-url" else None
+    stages = []
+    if explicit_links:
+        stages.append(("find-links", explicit_links))
+    if explicit_index:
+        stages.append(("index-url", (explicit_index,)))
+    elif not ctx.policy.skip_pytorch_index:
+        base = pytorch_index.rstrip("/")
+        stages.append(("pytorch", tuple(Source(f"{base}/{v}", "index", f"PyTorch index for {v}")
+                                        for v in ctx.policy.preferred)))
+    rest = tuple(s for s in conf.sources() if s not in explicit_links and s is not explicit_index)
+    if rest:
+        stages.append(("configured", rest))
+    if all(s.url.rstrip("/") != pypi.rstrip("/") for s in rest):
+        stages.append(("pypi", (Source(pypi, "index", "PyPI"),)))
+    return stages
+
+
+def _run_stage(ctx: Ctx, stage: str, sources, fetch: Fetch, unreachable: List[IndexUnreachable],
+               reasons: List[str]) -> List[Cand]:
+    cands: List[Cand] = []
+    dead_hosts = set()
+    for source in sources:
+        index_variant = None
+        if stage == "pytorch":
+            index_variant = source.url.rstrip("/").rsplit("/", 1)[-1]
+            host = source.url.split("/")[2] if "://" in source.url else ""
+            if host in dead_hosts:
+                continue  # one host for every variant: once it does not answer, none will
+            v = ctx.table.variant(index_variant)
+            if v is not None and v.known and ctx.target.platform_key not in v.platforms:
+                continue
+            best = _best(cands)
+            upper = _upper(v.torch) if v is not None else None
+            if best is not None and upper is not None and upper <= Version(best.version.public):
+                continue  # this variant's last torch is older than what a newer variant already offers
+        try:
+            listing = fetch(source, "torch")
+        except IndexUnreachable as e:
+            unreachable.append(e)
+            if stage == "pytorch":
+                dead_hosts.add(source.url.split("/")[2] if "://" in source.url else source.url)
+            continue
+        found = _judge_listing(ctx, listing, index_variant)
+        if not listing.found:
+            reasons.append(f"{source.display} answered, without torch")
+        elif not found:
+            reasons.append(f"{source.display} answered but has no torch wheel that fits")
+        cands += found
+    return cands
+
+
+def _upper(spec: SpecifierSet) -> Optional[Version]:
+    """The exclusive upper bound a torch range states, if any ("<2.10" -> 2.10; "==2.10.*" -> 2.11)."""
+    bounds = []
+    for s in spec:
+        try:
+            if s.operator == "<":
+                bounds.append(Version(s.version))
+            elif s.operator == "==" and s.version.endswith(".*"):
+                v = Version(s.version[:-2])
+                bounds.append(Version(f"{v.major}.{v.minor + 1}"))
+        except InvalidVersion:
+            continue
+    return min(bounds) if bounds else None
+
+
+def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, tp, reasons: List[str],
+            warnings: List[str], unreachable: List[IndexUnreachable]) -> Choice:
+    public = Version(c.version.public)
+    target = ctx.target
+    where = "PyPI" if c.source.origin == "PyPI" else c.source.display
+    variant = c.variant or "unknown"
+    size = ""
+    if c.tier == 1 and variant.startswith("cu"):
+        size = (f", whose {target.platform_name} torch {public} is a CUDA build ({variant}): about "
+                f"{ctx.table.download_gb:g} GB to download (~{ctx.table.installed_gb:g} GB installed), run here "
+                "on the CPU")
+    elif c.tier == 1:
+        size = f"; the torch there is a {variant} build, not {', '.join(ctx.policy.preferred)}"
+    if unreachable:
+        first = unreachable[0]
+        others = [u.source.display for u in unreachable[1:]]
+        text = f"{first.source.display} did not answer ({first.reason})"
+        if others:
+            text += f"; nor did {', '.join(others)}"
+        warnings.append(text + f"; falling back to {where}" + size)
+    elif size:
+        warnings.append(f"torch comes from {where}" + size)
+
+    reasons.append({
+        "find-links": f"torch comes from the wheelhouse {c.source.display} (--find-links), asked first",
+        "index-url": f"torch comes from {c.source.display} (--index-url)",
+        "pytorch": f"torch comes from {c.source.display}, the PyTorch index for {variant}, which answered",
+        "configured": f"torch comes from {c.source.display} ({c.source.origin})",
+        "pypi": "torch comes from PyPI",
+    }[stage])
+    window = f"torch >= {tp.min_torch}" + (f", <= {tp.max_torch}.x" if tp.max_torch else "")
+    line = (f"torch {public} ({variant} build) is the newest with a {c.tag} wheel there that supports "
+            f"torch.compile on Python {target.label} ({window}, recipes/torch.toml)")
+    if str(ctx.spec):
+        line += f" and matches {ctx.spec}"
+    reasons.append(line)
+    extras, ereasons, ewarnings = _extras(ctx.table, public, ctx.companions)
+    reasons += ereasons
+    warnings += ewarnings
+
+    # The install command. From a PyTorch index: that index alone, as PyTorch's own instructions do (mixing in
+    # PyPI would let torchvision come as a different build: astral-sh/uv#13179). Otherwise the chosen index
+    # first and the user's other indexes (PyPI by default) for dependencies, less any that did not answer.
+    dead = {u.source.url for u in unreachable}
+    base = [s for s in [conf.index or Source(pypi, "index", "PyPI"), *conf.extra] if s.url not in dead]
+    index: Optional[Source]
+    if stage == "pytorch":
+        index, extra = c.source, []
+    elif c.source.kind == "index":
+        index, extra = c.source, [s for s in base if s.url != c.source.url]
+    else:
+        index, extra = (base[0] if base else None), base[1:]
+    links = list(conf.find_links)
+    if c.source.kind == "find-links" and c.source not in links:
+        links.insert(0, c.source)
+    requirement = f"torch=={c.version}"
+    return Choice(
+        variant=variant, version=str(public), requirement=requirement, extras=extras,
+        index_url=index.display if index else None, extra_index_urls=tuple(s.display for s in extra),
+        find_links=tuple(s.display for s in links), wheel=c.file.filename, source=stage,
+        reasons=tuple(mask_text(r) for r in reasons), warnings=tuple(mask_text(w) for w in warnings),
+        index_url_real=index.url if index else None, extra_index_urls_real=tuple(s.url for s in extra),
+        find_links_real=tuple(s.url for s in links),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ no torch
+
+
+def _no_torch(ctx: Ctx, tp, unreachable: List[IndexUnreachable]) -> NoTorchError:
+    target = ctx.target
+    asked = ", ".join(u.source.display for u in unreachable)
+    if not ctx.answered:
+        return NoTorchError(f"no index answered ({asked}), so no torch could be chosen",
+                            hint="check the network or name a reachable index with --index-url, or a wheelhouse "
+                                 "with --find-links")
+    if tp is None:
+        why = f"torch.compile supports Python {target.label} in no torch release on file (recipes/torch.toml)"
+    elif ctx.window is None:
+        why = (f"torch.compile needs CPython >= {tp.min_python} for Python {target.label}; "
+               f"this is {target.full}")
+    else:
+        window = f"torch >= {tp.min_torch}" + (f", <= {tp.max_torch}.x" if tp.max_torch else "")
+        why = (f"no torch wheel for CPython {target.label} ({target.abi}, {target.platforms[0]}) "
+               f"in {', '.join(ctx.policy.preferred)} that supports torch.compile ({window})")
+        if str(ctx.spec):
+            why += f" within {ctx.spec}"
+        if ctx.companions:
+            why += f" with a matching {', '.join(ctx.companions)}"
+    newest = _newest_python(ctx)
+    hint = f"Python {newest[0]} would work (torch {newest[1]})" if newest else \
+        "no Python has a fitting torch wheel in the indexes that answered"
+    if ctx.policy.kind in ("cuda", "rocm", "xpu") and not newest:
+        hint += "; --torch-backend cpu may have one"
+    if asked:
+        hint += f"; these did not answer: {asked}"
+    return NoTorchError(mask_text(why), hint=mask_text(hint))
+
+
+def _newest_python(ctx: Ctx) -> Optional[Tuple[str, str]]:
+    """The newest Python (regular builds first) for which the listings that answered hold a fitting wheel."""
+    best: Dict[Tuple[int, bool], Version] = {}
+    plats = set(ctx.target.platforms)
+    recipes = ctx.recipes
+    for listing, index_variant in ctx.answered:
+        for f in listing.files:
+            try:
+                _, version, _, ftags = parse_wheel_filename(f.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            public = Version(version.public)
+            variant = _variant_of(ctx.table, ctx.target, version, index_variant)
+            if f.yanked or _tier(ctx, variant, public) is None or not ctx.spec.contains(public, prereleases=True):
+                continue
+            if (public.is_prerelease or public.is_devrelease) and not ctx.allow_pre:
+                continue
+            if not _companions_ok(ctx, public):
+                continue
+            for t in ftags:
+                m = re.match(r"^cp(\d)(\d+)$", t.interpreter)
+                if not m or t.platform not in plats or not t.abi.startswith("cp"):
+                    continue
+                minor, ft = int(m.group(2)), t.abi.endswith("t")
+                tp = recipes.torch_for(f"{m.group(1)}.{minor}", ft) if recipes else None
+                if tp is None or public < Version(tp.min_torch) or not _upto(
+                        public, Version(tp.max_torch) if tp.max_torch else None):
+                    continue
+                key = (minor, ft)
+                if key not in best or public > best[key]:
+                    best[key] = public
+    if not best:
+        return None
+    regular = [k for k in best if not k[1]]
+    key = max(regular or best, key=lambda k: k[0])
+    return f"3.{key[0]}" + ("t" if key[1] else ""), str(best[key])
+

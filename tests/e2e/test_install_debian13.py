@@ -1,0 +1,86 @@
+"""The main job, end to end, on a real Debian 13 minbase root that has only python3 (3.13).
+
+1. The control: a torch in a venv there fails torch.compile (no C++ compiler).
+2. `python3 torch-setup.pyz install --yes`, as the README tells a user on a bare box.
+3. torch.compile passes in the environment it made (checked here with our own script, not the product's).
+4. A second `install` has nothing to do.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.roots import debian_root
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+# Independent of src/torch_setup/smoke.py on purpose: the test must not trust the product's own check.
+COMPILE = """
+import os, sys, tempfile, torch
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
+m = torch.nn.Linear(16, 4)
+f = lambda x: torch.relu(m(x)).softmax(-1) * 2  # pointwise ops and a reduction: generated C++, not just addmm
+x = torch.randn(8, 16)
+y = torch.compile(f)(x)
+assert torch.allclose(y, f(x), atol=1e-5), "compiled output differs from eager"
+print("COMPILE-OK", torch.__version__, sys.executable)
+"""
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pyz") / "torch-setup.pyz"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "build-zipapp"), "-o", str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    with debian_root("trixie", tmp_path_factory.mktemp("trixie")) as r:
+        yield r
+
+
+def test_control_torch_compile_fails_on_bare_root(root):
+    uv = shutil.which("uv")
+    if not uv:
+        pytest.fail("uv is needed for the control (pip install uv); .ci/run installs it")
+    root.copy_in(uv, "/tmp/control-uv")
+    try:
+        assert root.run(["/tmp/control-uv", "venv", "-q", "-p", "/usr/bin/python3", "/opt/control"]).returncode == 0
+        res = root.run(["/tmp/control-uv", "pip", "install", "-q", "--python", "/opt/control/bin/python", "torch"],
+                       env={"UV_CACHE_DIR": "/tmp/control-uv-cache"}, timeout=1200)
+        assert res.returncode == 0, res.stderr[-2000:]
+        res = root.run(["/opt/control/bin/python", "-c", COMPILE], timeout=600)
+        assert res.returncode != 0
+        assert "InvalidCxxCompiler" in res.stderr or "No working C++ compiler" in res.stderr, res.stderr[-3000:]
+    finally:  # leave the root bare again: no uv, no torch, nothing the product could lean on
+        root.run(["rm", "-rf", "/tmp/control-uv", "/tmp/control-uv-cache", "/opt/control"])
+
+
+def test_install_makes_torch_compile_work(root, pyz):
+    root.copy_in(pyz, "/root/torch-setup.pyz")
+    res = root.run(["python3", "/root/torch-setup.pyz", "install", "--yes"], timeout=2400)
+    print(res.stdout[-3000:], res.stderr[-6000:])
+    assert res.returncode == 0
+    assert "torch.compile verified" in res.stdout
+    venv_python = "/root/.venvs/torch/bin/python"
+    assert root.host_path("/usr/include/python3.13/Python.h").exists()
+    res = root.run([venv_python, "-c", COMPILE], timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "COMPILE-OK" in res.stdout
+
+
+def test_second_install_has_nothing_to_do(root):
+    res = root.run(["python3", "/root/torch-setup.pyz", "install", "--yes", "--json"], timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout)
+    assert report["changed"] is False
+    assert [s["status"] for s in report["plan"]["steps"]] == ["done"] * len(report["plan"]["steps"])
+    assert report["verify"]["ok"] is True
+    assert "Nothing to do" in res.stderr
