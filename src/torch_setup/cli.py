@@ -189,6 +189,42 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
         _finish_verify(v, as_json, v.to_dict())
 
 
+@app.command()
+def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: str = VenvOpt,
+           recipes: List[str] = RecipesOpt) -> None:
+    """Check every requirement of torch.compile in about a second, without compiling; say how to fix each."""
+    from torch_setup import doctor as doc
+
+    with _guard(as_json):
+        system = System()
+        rec = pipeline.load_recipes(recipes, system.env)
+        facts = pipeline.detect(system, python, rec, required=False)
+        the_plan, plan_error = None, ""
+        if facts.python.found:
+            options = planning.Options(venv=venv)
+            try:
+                facts = pipeline.prefer_existing_venv(system, facts, rec, options)
+                the_plan = planning.make_plan(facts, rec, options)
+            except TorchSetupError as e:
+                plan_error = e.message
+        results = doc.checks(facts, rec, the_plan, doc.gather_extras(system, facts, venv), plan_error)
+        if as_json:
+            _emit({"ok": not doc.blocking(results), "python": facts.python.executable,
+                   "checks": [c.to_dict() for c in results]})
+        else:
+            marks = {doc.OK: "ok", doc.PROBLEM: "PROBLEM", doc.WARN: "warn", doc.NA: "n/a"}
+            for c in results:
+                typer.echo(f"{marks[c.status]:>7}  {c.id:<15} {c.message}")
+                for cmd in c.commands:
+                    typer.echo(f"{'':>24}fix: $ {cmd}")
+                if c.advice:
+                    typer.echo(f"{'':>24}fix: {c.advice}")
+            if doc.blocking(results):
+                typer.echo("torch.compile is blocked here: `torch-setup install` runs the fixes above.")
+        if doc.blocking(results):
+            raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
 def main() -> None:
     if os.environ.get("TORCH_SETUP_DEBUG"):
         app()

@@ -111,6 +111,24 @@ class System:
     def now(self) -> float:
         return time.time()
 
+    def disk_free_gb(self, path: str) -> Optional[float]:
+        try:
+            return shutil.disk_usage(path).free / 1e9
+        except OSError:
+            return None
+
+    def http_error(self, url: str, timeout: float = 3) -> Optional[str]:
+        """None when url answers (any HTTP status below 500), else why not, briefly."""
+        if url.startswith("file://"):
+            return None if os.path.exists(url[7:]) else "no such directory"
+        import requests  # imported here: most commands never touch the network
+
+        try:
+            r = requests.head(url, timeout=timeout, allow_redirects=True)
+            return None if r.status_code < 500 else f"HTTP {r.status_code}"
+        except requests.RequestException as e:
+            return type(e).__name__
+
     def euid(self) -> int:
         return os.geteuid() if hasattr(os, "geteuid") else -1
 
@@ -135,6 +153,8 @@ class FakeSystem(System):
     root_same: Optional[bool] = True
     clock: float = 1_800_000_000.0
     mtimes: Dict[str, float] = field(default_factory=dict)
+    disk: Dict[str, float] = field(default_factory=dict)
+    http: Dict[str, Optional[str]] = field(default_factory=dict)  # url -> error (absent: it answers)
     calls: list = field(default_factory=list)
 
     @classmethod
@@ -172,6 +192,12 @@ class FakeSystem(System):
 
     def now(self):
         return self.clock
+
+    def disk_free_gb(self, path):
+        return self.disk.get(path)
+
+    def http_error(self, url, timeout=3):
+        return self.http.get(url)
 
     def euid(self):
         return self.uid

@@ -1,0 +1,191 @@
+"""doctor: every requirement of torch.compile checked from the facts, in about a second, without compiling.
+
+Each check is ok, a problem (with the plan step and commands that fix it on this host), a warning, or not
+applicable. Only problems block torch.compile, and make the exit code non-zero.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from packaging.version import InvalidVersion, Version
+
+from torch_setup.facts.model import Facts
+from torch_setup.plan import Plan, torch_usable
+from torch_setup.recipes import Recipes
+
+OK, PROBLEM, WARN, NA = "ok", "problem", "warn", "n/a"
+TORCH_DISK_GB = 6.0  # a CUDA torch venv is ~5.3 GB (LAB.md); a CPU one ~1 GB
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    status: str
+    message: str
+    fix: Optional[str] = None  # the plan step that fixes it
+    commands: Tuple[str, ...] = ()  # that step's commands, for display
+    advice: str = ""
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "status": self.status, "message": self.message, "fix": self.fix,
+                "commands": list(self.commands), "advice": self.advice}
+
+
+@dataclass
+class Extras:
+    """What doctor asks of the host beyond the facts (gathered by `gather_extras`)."""
+
+    disk_free_gb: Optional[float] = None
+    disk_path: Optional[str] = None
+    index_url: Optional[str] = None  # masked
+    index_error: Optional[str] = None  # None: it answered
+    cache_dir: Optional[str] = None
+    cache_mtime: Optional[float] = None
+    torch_mtime: Optional[float] = None
+    notes: List[str] = field(default_factory=list)
+
+
+def _step(plan: Optional[Plan], step_id: str) -> Tuple[Optional[str], Tuple[str, ...]]:
+    step = next((s for s in (plan.steps if plan else ()) if s.id == step_id and s.status == "todo"), None)
+    return (step.id, tuple(c.display() for c in step.commands)) if step else (None, ())
+
+
+def driver_floor(cuda: str) -> Optional[Version]:
+    """The oldest Linux driver that runs torch built for this CUDA version (data/torch_variants.toml)."""
+    from torch_setup.torch_choice import load_table
+
+    try:
+        major, minor = (cuda.split(".") + ["0"])[:2]
+        variant = load_table().variant(f"cu{major}{minor}")
+    except Exception:
+        return None
+    return variant.driver_linux if variant else None
+
+
+def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
+           plan_error: str = "") -> List[Check]:
+    py, cc, acc, torch = facts.python, facts.compiler, facts.accelerator, facts.torch
+    out: List[Check] = []
+    pkg = _step(plan, "system-packages")
+    nvidia = acc.kind == "nvidia"
+
+    if not py.found:
+        return [Check("python", PROBLEM, f"no Python interpreter matches --python {py.spec or '(default)'}")]
+    row = recipes.torch_for(py.minor or "", py.free_threaded)
+    label = f"{py.version}{'t' if py.free_threaded else ''}"
+    out.append(Check("python", OK if row and not plan_error else PROBLEM,
+                     f"Python {label} ({py.source}) at {py.executable}" if row and not plan_error
+                     else (plan_error or f"no torch release supports torch.compile on Python {label}")))
+    out.append(Check("headers", OK if py.has_headers else PROBLEM,
+                     f"Python.h in {py.include_dir}" if py.has_headers else f"Python.h missing from {py.include_dir}",
+                     *(pkg if not py.has_headers else (None, ()))))
+    if cc.ok:
+        out.append(Check("cxx", OK, f"{cc.cxx} {cc.version or ''} builds C++20 with OpenMP and Python.h".strip()))
+    elif cc.toolchain_ok:
+        out.append(Check("cxx", OK, f"{cc.cxx} {cc.version or ''} builds C++20 with OpenMP (Python.h: see headers)"))
+    else:
+        out.append(Check("cxx", PROBLEM, cc.error or f"{cc.cxx} does not build C++20 with OpenMP", *pkg))
+    if nvidia:
+        out.append(Check("c-compiler", OK if cc.cc else PROBLEM,
+                         f"Triton's C compiler: {cc.cc}" if cc.cc else "no C compiler for Triton ($CC, gcc, clang)",
+                         *(pkg if not cc.cc else (None, ()))))
+        out.append(Check("libcuda", OK if acc.libcuda else PROBLEM,
+                         "libcuda.so listed by ldconfig -p" if acc.libcuda else
+                         "libcuda.so is not listed by `ldconfig -p`: Triton cannot launch kernels",
+                         advice="" if acc.libcuda else "install the NVIDIA driver's user-space libraries (or run "
+                         "the container with the NVIDIA container toolkit), then `ldconfig`; or set "
+                         "TRITON_LIBCUDA_PATH"))
+    else:
+        out.append(Check("c-compiler", NA, "only Triton (GPU) needs a C compiler"))
+        out.append(Check("libcuda", NA, "no NVIDIA GPU"))
+    out.append(Check("ca", OK if facts.host.ca_bundle else PROBLEM,
+                     "system CA bundle present" if facts.host.ca_bundle else
+                     "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",
+                     *(pkg if not facts.host.ca_bundle else (None, ()))))
+    venv_step = _step(plan, "venv")
+    if venv_step[0]:
+        out.append(Check("venv", OK if py.venv_ok else PROBLEM,
+                         "venv with ensurepip works" if py.venv_ok else "`python -m venv` fails: no ensurepip",
+                         *(pkg if not py.venv_ok else (None, ()))))
+    else:
+        out.append(Check("venv", OK if py.venv_ok or py.in_venv else NA,
+                         "in a venv" if py.in_venv else ("venv works" if py.venv_ok else "no venv needed")))
+    if torch_usable(facts, recipes):
+        out.append(Check("torch", OK, f"torch {torch.version} supports torch.compile on Python {py.minor}"))
+    else:
+        msg = (f"torch {torch.version} does not support torch.compile on Python {py.minor}" if torch.version
+               else "torch is not installed in this interpreter")
+        out.append(Check("torch", PROBLEM, msg, *_step(plan, "torch")))
+    out.append(_cuda_check(torch.cuda, acc))
+    out.append(_disk_check(torch.version, extras))
+    if extras.index_url is None:
+        out.append(Check("index", NA, "not checked"))
+    elif extras.index_error:
+        out.append(Check("index", WARN if torch.version else PROBLEM,
+                         f"{extras.index_url} does not answer: {extras.index_error}",
+                         advice="set PIP_INDEX_URL to a mirror that answers, or use --find-links DIR"))
+    else:
+        out.append(Check("index", OK, f"{extras.index_url} answers"))
+    stale = (extras.cache_mtime is not None and extras.torch_mtime is not None
+             and extras.cache_mtime < extras.torch_mtime)
+    out.append(Check("inductor-cache", WARN if stale else (OK if extras.cache_dir else NA),
+                     f"{extras.cache_dir} predates the installed torch: kernels built by another torch or "
+                     "toolchain may load from it" if stale else (f"{extras.cache_dir}" if extras.cache_dir
+                                                                else "no Inductor cache yet"),
+                     advice=f"rm -rf {extras.cache_dir}" if stale else ""))
+    return out
+
+
+def _cuda_check(cuda: Optional[str], acc) -> Check:
+    if not cuda:
+        return Check("torch-cuda", NA, "no CUDA build of torch")
+    if acc.kind != "nvidia" or not acc.driver_version:
+        return Check("torch-cuda", OK, f"CUDA {cuda} build of torch, no NVIDIA GPU: it runs on the CPU")
+    floor = driver_floor(cuda)
+    try:
+        too_old = floor is not None and Version(acc.driver_version) < floor
+    except InvalidVersion:
+        too_old = False
+    if too_old:
+        return Check("torch-cuda", PROBLEM, f"torch is built for CUDA {cuda}, which needs driver >= {floor}; "
+                     f"this box has {acc.driver_version}", advice="install a torch built for an older CUDA "
+                     "(torch-setup install --torch-backend auto) or upgrade the driver")
+    return Check("torch-cuda", OK, f"CUDA {cuda} build runs on driver {acc.driver_version}")
+
+
+def _disk_check(torch_version: Optional[str], extras: Extras) -> Check:
+    if torch_version or extras.disk_free_gb is None:
+        return Check("disk", NA if torch_version else OK, "torch is installed" if torch_version else "not checked")
+    if extras.disk_free_gb < TORCH_DISK_GB:
+        return Check("disk", WARN, f"{extras.disk_free_gb:.1f} GB free in {extras.disk_path}; a CUDA torch needs "
+                     f"about {TORCH_DISK_GB:.0f} GB (a CPU one about 1 GB)")
+    return Check("disk", OK, f"{extras.disk_free_gb:.1f} GB free in {extras.disk_path}")
+
+
+def blocking(results: Sequence[Check]) -> bool:
+    return any(c.status == PROBLEM for c in results)
+
+
+def gather_extras(system, facts: Facts, venv: str, check_index: bool = True) -> Extras:
+    """The IO doctor needs beyond facts: free disk, whether the index answers, the Inductor cache's age."""
+    ex = Extras()
+    path = os.path.expanduser(venv)
+    while path and not system.exists(path):
+        path = os.path.dirname(path)
+    ex.disk_path = path or "/"
+    ex.disk_free_gb = system.disk_free_gb(ex.disk_path)
+    user = system.env.get("USER") or system.env.get("LOGNAME") or ("root" if facts.host.is_root else "")
+    cache = system.env.get("TORCHINDUCTOR_CACHE_DIR") or (f"/tmp/torchinductor_{user}" if user else None)
+    if cache and system.exists(cache):
+        ex.cache_dir, ex.cache_mtime = cache, system.mtime(cache)
+        if facts.torch.location:
+            ex.torch_mtime = system.mtime(os.path.join(facts.torch.location, "torch", "version.py"))
+    if check_index and not facts.torch.version:
+        from torch_setup.indexes import PYPI, mask
+
+        url = system.env.get("PIP_INDEX_URL") or system.env.get("UV_DEFAULT_INDEX") or PYPI
+        ex.index_url = mask(url)
+        ex.index_error = system.http_error(url.rstrip("/") + "/torch/", timeout=3)
+    return ex
