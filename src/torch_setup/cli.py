@@ -29,6 +29,11 @@ VenvOpt = typer.Option(planning.DEFAULT_VENV, "--venv", help="Where to make a ve
 TorchOpt = typer.Option("", "--torch", help="A version range for torch, such as '>=2.6,<2.15'.")
 BreakOpt = typer.Option(False, "--break-system-packages",
                         help="Install into an externally managed Python instead of making a venv.")
+BackendOpt = typer.Option("", "--torch-backend", help="auto, cpu, cu130, rocm6.4, ... (also "
+                          "$TORCH_SETUP_TORCH_BACKEND, for Docker builds, which see no GPU). Default: auto.")
+WithOpt = typer.Option("", "--with", help="Companions matched to the chosen torch: torchvision,torchaudio.")
+IndexOpt = typer.Option(None, "--index-url", help="Take torch from this index (your pip/uv settings otherwise).")
+LinksOpt = typer.Option([], "--find-links", help="A folder of wheels (an offline wheelhouse), asked first.")
 
 
 def _emit(data) -> None:
@@ -88,15 +93,22 @@ def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] 
             typer.echo(f"{k:>16}: {v}")
 
 
+def _topts(backend: str, with_: str, index_url: Optional[str], find_links: List[str]) -> pipeline.TorchOptions:
+    return pipeline.TorchOptions(backend, tuple(w.strip() for w in with_.split(",") if w.strip()), index_url,
+                                 tuple(find_links))
+
+
 def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: List[str],
-              options: planning.Options):
+              options: planning.Options, topts: pipeline.TorchOptions):
     rec = pipeline.load_recipes(recipes, system.env)
     if facts_file:
         facts = pipeline.read_facts(facts_file)
     else:
         facts = pipeline.detect(system, python, rec)
         facts = pipeline.prefer_existing_venv(system, facts, rec, options)
-    return facts, rec, planning.make_plan(facts, rec, options)
+    planning.make_plan(facts, rec, options)  # refuse what cannot work before asking any index
+    choice = pipeline.choose_torch(system, facts, rec, options, topts)
+    return facts, rec, planning.make_plan(facts, rec, options, choice)
 
 
 def _print_plan(plan: planning.Plan) -> None:
@@ -108,7 +120,12 @@ def _print_plan(plan: planning.Plan) -> None:
         for cmd in step.commands:
             typer.echo(f"     $ {cmd.display()}")
     for note in plan.notes:
-        typer.echo(f"note: {note}")
+        typer.echo(f"note: {note}", err=True)
+    if plan.torch:
+        t = plan.torch
+        typer.echo(f"torch: {t['requirement']} ({t['variant']}) from {t['index_url'] or ', '.join(t['find_links'])}")
+        for r in t["reasons"]:
+            typer.echo(f"     why: {r}")
     if plan.python:
         typer.echo(f"torch.compile will run in: {plan.python}")
 
@@ -118,11 +135,13 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
          facts: Optional[str] = typer.Option(None, "--facts", help="Plan for the JSON that `detect --json` "
                                              "printed on another host, without probing this one."),
          venv: str = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
-         recipes: List[str] = RecipesOpt) -> None:
+         torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
+         find_links: List[str] = LinksOpt, recipes: List[str] = RecipesOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
     with _guard(as_json):
         options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
-        _, _, the_plan = _plan_for(System(), python, facts, recipes, options)
+        _, _, the_plan = _plan_for(System(), python, facts, recipes, options,
+                                   _topts(torch_backend, with_, index_url, find_links))
         if as_json:
             _emit(the_plan.to_dict())
         else:
@@ -135,12 +154,14 @@ def install(python: str = PythonOpt, venv: str = VenvOpt,
             dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
             as_json: bool = JsonOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
             no_verify: bool = typer.Option(False, "--no-verify", help="Skip the torch.compile smoke test."),
-            recipes: List[str] = RecipesOpt) -> None:
+            torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
+            find_links: List[str] = LinksOpt, recipes: List[str] = RecipesOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     with _guard(as_json):
         system = System()
         options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
-        facts, rec, the_plan = _plan_for(system, python, None, recipes, options)
+        facts, rec, the_plan = _plan_for(system, python, None, recipes, options,
+                                         _topts(torch_backend, with_, index_url, find_links))
         reporter = reporter_for(as_json)
         if dry_run:
             report = pipeline.InstallReport(facts, the_plan, dry_run=True)
@@ -155,7 +176,9 @@ def install(python: str = PythonOpt, venv: str = VenvOpt,
                 if not sys.stdin.isatty():
                     raise TorchSetupError("not a terminal: pass --yes to run the plan", hint="or --dry-run")
                 typer.confirm("Run these steps?", abort=True)
-        report = pipeline.install(system, facts, rec, options, reporter, do_verify=not no_verify)
+        for note in the_plan.notes if as_json else ():
+            reporter.line(f"note: {note}")
+        report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify)
         _finish_verify(report.verification, as_json, report.to_dict())
 
 

@@ -139,7 +139,7 @@ def _local(location: str) -> str:
     """A find-links value as pip accepts it: a path, a file:// URL or an http(s) URL; paths made absolute."""
     if "://" in location:
         return location
-    return str(Path(location).expanduser())
+    return os.path.abspath(os.path.expanduser(location))
 
 
 def configured(*, index_url: Optional[str] = None, find_links: Sequence[str] = (),
@@ -345,12 +345,11 @@ def fetch(source: Source, project: str = "torch", *, timeout=TIMEOUT, get=None) 
     Indexes are asked for PEP 691 JSON and may answer PEP 503 HTML instead (download.pytorch.org does); a
     find-links URL is an HTML page of links. `get` (url, timeout) -> response replaces requests in tests.
     """
-    import requests
-
     path = _local_path(source.url)
     if path is not None:
         folder = path / canonicalize_name(project) if source.kind == "index" else path
         return _read_dir(source, folder, project)
+    import requests  # here, not at import: a plan from a facts file or a wheelhouse needs no network stack
     if source.kind == "index":
         url = source.url.rstrip("/") + "/" + quote(canonicalize_name(project)) + "/"
     else:

@@ -63,6 +63,32 @@ def prefer_existing_venv(system: System, facts: Facts, recipes, options: plannin
     return facts
 
 
+@dataclass(frozen=True)
+class TorchOptions:
+    backend: str = ""  # "" = $TORCH_SETUP_TORCH_BACKEND, else auto
+    with_: tuple = ()
+    index_url: Optional[str] = None
+    find_links: tuple = ()
+
+
+def choose_torch(system: System, facts: Facts, recipes, options: planning.Options, topts: TorchOptions):
+    """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing)."""
+    if not facts.python.found or not planning.needs_torch(facts, recipes, options):
+        return None
+    from torch_setup import torch_choice
+
+    pip_config = ""
+    if facts.python.executable:
+        res = system.run([facts.python.executable, "-m", "pip", "config", "list"], timeout=30)
+        pip_config = res.stdout if res.ok else ""
+    backend = topts.backend or system.env.get(torch_choice.BACKEND_ENV, "") or "auto"
+    return torch_choice.choose(
+        facts, recipes, backend=backend, torch_range=options.torch, with_=topts.with_,
+        index_url=topts.index_url, find_links=list(topts.find_links), env=system.env, pip_config=pip_config,
+        read_text=system.read_text,
+    )
+
+
 @dataclass
 class InstallReport:
     facts: Facts
@@ -88,9 +114,8 @@ class InstallReport:
         }
 
 
-def install(system: System, facts: Facts, recipes, options: planning.Options, reporter: Reporter,
+def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter: Reporter,
             do_verify: bool = True) -> InstallReport:
-    plan = planning.make_plan(facts, recipes, options)
     report = InstallReport(facts, plan)
     report.runs = execute(system, plan, facts, reporter)
     if do_verify and plan.python:

@@ -10,6 +10,7 @@ from packaging.version import InvalidVersion, Version
 
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import Facts
+from torch_setup.indexes import mask_text
 from torch_setup.recipes import NEEDS, Platform, Recipes
 
 DEFAULT_VENV = "~/.venvs/torch"
@@ -21,8 +22,12 @@ class Command:
     env: Dict[str, str] = field(default_factory=dict)
 
     def display(self) -> str:
+        """For people and logs: credentials in index URLs masked."""
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        return (prefix + " " if prefix else "") + " ".join(shlex.quote(a) for a in self.argv)
+        return mask_text((prefix + " " if prefix else "") + " ".join(shlex.quote(a) for a in self.argv))
+
+    def shown(self) -> List[str]:
+        return [mask_text(a) for a in self.argv]
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Step:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "status": self.status,
-                "commands": [list(c.argv) for c in self.commands], "root": self.root, "why": self.why}
+                "commands": [c.shown() for c in self.commands], "root": self.root, "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Plan:
     python: Optional[str]  # the interpreter torch.compile will run in once the plan is done
     platform: Optional[str]  # recipe id
     notes: Tuple[str, ...] = ()
+    torch: Optional[dict] = None  # the torch choice (index, variant, version, reasons), masked
 
     @property
     def todo(self) -> List[Step]:
@@ -52,7 +58,7 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {"steps": [s.to_dict() for s in self.steps], "python": self.python, "platform": self.platform,
-                "notes": list(self.notes)}
+                "torch": self.torch, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -129,13 +135,19 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
     return Step("system-packages", title, "todo", tuple(commands), True, why)
 
 
-def make_plan(facts: Facts, recipes: Recipes, options: Options = Options()) -> Plan:
+def needs_torch(facts: Facts, recipes: Recipes, options: Options) -> bool:
+    return not (torch_usable(facts, recipes) and not options.torch)
+
+
+def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choice=None) -> Plan:
+    """`choice` is the torch to install (torch_choice.Choice), chosen beforehand because that asks indexes;
+    without one the step asks for the oldest torch that supports torch.compile on this Python, or newer."""
     py = facts.python
     if not py.found:
         raise UnsupportedError(f"no Python interpreter matches --python {py.spec or '(default)'}")
     platform = recipes.platform_for(facts.os.id, facts.os.like, facts.os.version)
     requirement = torch_requirement(facts, recipes, options.torch)
-    keep_torch = torch_usable(facts, recipes) and not options.torch
+    keep_torch = not needs_torch(facts, recipes, options)
     system_owned = py.source == "system" and not py.in_venv
     use_venv = not keep_torch and (py.externally_managed or system_owned) and not options.break_system_packages
     venv = os.path.expanduser(options.venv) if use_venv else None
@@ -178,15 +190,21 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options()) -> P
         steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
                           f"torch {facts.torch.version} supports torch.compile on Python {py.minor}: kept"))
     else:
+        args = tuple(choice.install_args()) if choice else (requirement,)
+        if choice:
+            requirement = choice.requirement + (f" ({choice.variant})" if choice.variant else "")
         argv: Tuple[str, ...]
         if facts.host.uv:
-            argv = (facts.host.uv, "pip", "install", "--python", target, requirement)
+            argv = (facts.host.uv, "pip", "install", "--python", target) + args
         else:
-            argv = (target, "-m", "pip", "install", requirement)
+            argv = (target, "-m", "pip", "install") + args
         if options.break_system_packages and py.externally_managed:
             argv += ("--break-system-packages",)
         why = (f"torch {facts.torch.version} does not support torch.compile on Python {py.minor}"
                if facts.torch.version else "no torch in the target")
         steps.append(Step("torch", f"torch ({requirement})", "todo", (Command(argv),),
                           options.break_system_packages and system_owned and not facts.host.is_root, why))
-    return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes))
+    if choice:
+        notes += list(choice.warnings)
+    return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),
+                choice.to_dict() if choice else None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pkgutil
 import re
 import sys
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 BACKEND_ENV = "TORCH_SETUP_TORCH_BACKEND"
-DATA = Path(__file__).resolve().parent / "data" / "torch_variants.toml"
+DATA = "data/torch_variants.toml"  # package data: read with pkgutil, which also reads inside the zipapp
 Fetch = Callable[[Source, str], Listing]
+COMPANIONS = ("torchvision", "torchaudio")
 _BACKEND = re.compile(r"^(auto|cpu|xpu|cu\d{2,3}|rocm\d+(\.\d+)+)$")
 
 # ------------------------------------------------------------------------------------------------ the tables
@@ -53,16 +55,20 @@ class Variant:
     name: str
     kind: str  # cpu, cuda, rocm, xpu
     cuda: Optional[Version] = None
-    driver_linux: Optional[Version] = None
-    driver_windows: Optional[Version] = None
+    driver_linux: Optional[str] = None  # as NVIDIA writes it ("450.80.02"; Version() would print 450.80.2)
+    driver_windows: Optional[str] = None
     gfx: Tuple[str, ...] = ()
     torch: SpecifierSet = SpecifierSet("")
     platforms: Tuple[str, ...] = ()
     source: str = ""
     known: bool = True  # False: named by the user, not in the table
 
-    def driver_for(self, system: str) -> Optional[Version]:
+    def driver_text(self, system: str) -> Optional[str]:
         return self.driver_windows if system == "windows" else self.driver_linux
+
+    def driver_for(self, system: str) -> Optional[Version]:
+        text = self.driver_text(system)
+        return Version(text) if text else None
 
 
 @dataclass(frozen=True)
@@ -107,11 +113,11 @@ def _cc(text: str) -> Tuple[int, int]:
 @functools.lru_cache(maxsize=4)
 def load_table(path: Optional[str] = None) -> Table:
     """Parse data/torch_variants.toml (cached; read on first use, never at import)."""
-    data = tomllib.loads(Path(path or DATA).read_text())
+    text = Path(path).read_text() if path else pkgutil.get_data("torch_setup", DATA).decode()
+    data = tomllib.loads(text)
     variants = tuple(Variant(
         name=v["name"], kind=v["kind"], cuda=Version(v["cuda"]) if "cuda" in v else None,
-        driver_linux=Version(v["driver_linux"]) if "driver_linux" in v else None,
-        driver_windows=Version(v["driver_windows"]) if "driver_windows" in v else None,
+        driver_linux=v.get("driver_linux"), driver_windows=v.get("driver_windows"),
         gfx=tuple(v.get("gfx", ())), torch=SpecifierSet(v.get("torch", "")), platforms=tuple(v["platforms"]),
         source=v["source"]) for v in data["variant"])
     kernels = tuple(Kernels(k["variant"], SpecifierSet(k.get("torch", "")), k["arch"],
@@ -271,7 +277,7 @@ def _policy(facts, table: Table, target: Target, backend: str, env: Mapping[str,
 
 
 def _cpu(reason: str, target: Target, warning: str = "") -> Policy:
-    p = Policy("mps" if target.system == "darwin" else "cpu", ("cpu",), any_build_runs=target.system != "darwin",
+    p = Policy("mps" if target.platform_key == "darwin-arm64" else "cpu", ("cpu",), any_build_runs=target.system != "darwin",
                skip_pytorch_index=target.system == "darwin", reasons=[reason])
     if warning:
         p.warnings.append(warning)
@@ -307,15 +313,18 @@ def _auto_nvidia(table: Table, target: Target, acc, cc) -> Policy:
         return _cpu("NVIDIA GPU seen without a readable driver version", target,
                     f"NVIDIA driver version {acc.driver_version!r} not understood: chose cpu -- "
                     "name a variant with --torch-backend cuXYZ")
+    shown = acc.driver_version  # as the driver reports it: Version() would print 580.159.03 as 580.159.3
     cudas = sorted((v for v in table.variants if v.kind == "cuda" and target.platform_key in v.platforms),
                    key=lambda v: v.cuda, reverse=True)
     runnable = [v for v in cudas if v.driver_for(target.system) and driver >= v.driver_for(target.system)]
     if not runnable:
-        oldest = min((v.driver_for(target.system) for v in cudas if v.driver_for(target.system)), default=None)
-        return _cpu(f"NVIDIA driver {driver} is older than any CUDA build on file needs", target,
-                    f"NVIDIA driver {driver} runs no CUDA torch build (the oldest needs {oldest}): chose cpu")
-    reasons = [f"NVIDIA driver {driver} ({acc.source or 'detected'}) runs CUDA builds up to {runnable[0].name} "
-               f"(CUDA {runnable[0].cuda.major}.x needs driver >= {runnable[0].driver_for(target.system)}: NVIDIA "
+        oldest = min((v for v in cudas if v.driver_for(target.system)), key=lambda v: v.driver_for(target.system),
+                     default=None)
+        oldest = oldest.driver_text(target.system) if oldest else None
+        return _cpu(f"NVIDIA driver {shown} is older than any CUDA build on file needs", target,
+                    f"NVIDIA driver {shown} runs no CUDA torch build (the oldest needs {oldest}): chose cpu")
+    reasons = [f"NVIDIA driver {shown} ({acc.source or 'detected'}) runs CUDA builds up to {runnable[0].name} "
+               f"(CUDA {runnable[0].cuda.major}.x needs driver >= {runnable[0].driver_text(target.system)}: NVIDIA "
                "CUDA release notes, Table 2)"]
     fits = runnable
     if cc is not None:
@@ -347,7 +356,7 @@ def _explicit(table: Table, target: Target, name: str, cc, acc) -> Policy:
         try:
             if Version(acc.driver_version) < v.driver_for(target.system):
                 warnings.append(f"NVIDIA driver {acc.driver_version} is older than {name} needs "
-                                f"({v.driver_for(target.system)}): torch will not see the GPU")
+                                f"({v.driver_text(target.system)}): torch will not see the GPU")
         except InvalidVersion:
             pass
     if v.kind == "cuda" and cc is not None and v.known and not _covers_any(table, v, cc, target.arch):
@@ -446,20 +455,19 @@ def _tier(ctx: Ctx, variant: Optional[str], public: Version) -> Optional[int]:
 
 
 def _companions_ok(ctx: Ctx, public: Version) -> bool:
+    """torchvision / torchaudio asked for: only a torch that has a matching release of each (others: no table)."""
     row = ctx.table.companions.get(f"{public.major}.{public.minor}", {})
-    return all(name in row for name in ctx.companions)
+    return all(name in row for name in ctx.companions if name in COMPANIONS)
 
 
 def _best(cands: Sequence[Cand]) -> Optional[Cand]:
     """Wanted builds first, then the newest torch, then the newest variant, then the first source asked."""
     if not cands:
         return None
-    order = {id(c): i for i, c in enumerate(cands)}
-    return min(cands, key=lambda c: (c.tier, _neg(Version(c.version.public)), c.rank, order[id(c)]))
-
-
-def _neg(v: Version):
-    return tuple(-x for x in v.release) + (0 if v.pre is None else -1,)
+    tier = min(c.tier for c in cands)
+    pool = [c for c in cands if c.tier == tier]
+    newest = max(Version(c.version.public) for c in pool)
+    return min((c for c in pool if Version(c.version.public) == newest), key=lambda c: c.rank)  # min: first wins
 
 
 def _judge_listing(ctx: Ctx, listing: Listing, index_variant: Optional[str] = None) -> List[Cand]:
@@ -563,7 +571,7 @@ def _extras(table: Table, public: Version, names: Sequence[str]) -> Tuple[Tuple[
     row = table.companions.get(f"{public.major}.{public.minor}", {})
     extras, reasons, warnings = [], [], []
     for name in names:
-        if name not in ("torchvision", "torchaudio"):
+        if name not in COMPANIONS:
             extras.append(name)
             warnings.append(f"{name}: no version table on file; left for the installer to match to torch {public}")
             continue
@@ -712,11 +720,7 @@ def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, 
     elif c.tier == 1:
         size = f"; the torch there is a {variant} build, not {', '.join(ctx.policy.preferred)}"
     if unreachable:
-        first = unreachable[0]
-        others = [u.source.display for u in unreachable[1:]]
-        text = f"{first.source.display} did not answer ({first.reason})"
-        if others:
-            text += f"; nor did {', '.join(others)}"
+        text = "; ".join(f"{u.source.display} did not answer ({u.reason})" for u in unreachable)
         warnings.append(text + f"; falling back to {where}" + size)
     elif size:
         warnings.append(f"torch comes from {where}" + size)
@@ -785,8 +789,9 @@ def _no_torch(ctx: Ctx, tp, unreachable: List[IndexUnreachable]) -> NoTorchError
                f"in {', '.join(ctx.policy.preferred)} that supports torch.compile ({window})")
         if str(ctx.spec):
             why += f" within {ctx.spec}"
-        if ctx.companions:
-            why += f" with a matching {', '.join(ctx.companions)}"
+        wanted = [n for n in ctx.companions if n in COMPANIONS]
+        if wanted:
+            why += f" with a matching {', '.join(wanted)}"
     newest = _newest_python(ctx)
     hint = f"Python {newest[0]} would work (torch {newest[1]})" if newest else \
         "no Python has a fitting torch wheel in the indexes that answered"
