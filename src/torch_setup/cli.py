@@ -108,7 +108,8 @@ def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: L
         facts = pipeline.prefer_existing_venv(system, facts, rec, options)
     planning.make_plan(facts, rec, options)  # refuse what cannot work before asking any index
     choice = pipeline.choose_torch(system, facts, rec, options, topts)
-    return facts, rec, planning.make_plan(facts, rec, options, choice)
+    uv = pipeline.resolve_uv(system, facts, rec, options) if not facts_file else None
+    return facts, rec, planning.make_plan(facts, rec, options, choice, uv)
 
 
 def _print_plan(plan: planning.Plan) -> None:
@@ -257,6 +258,10 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except Exception as e:  # a bug: say so in one line; the traceback with TORCH_SETUP_DEBUG=1
+        sys.stderr.write(f"error: unexpected {type(e).__name__}: {e}\n"
+                         "hint: run again with TORCH_SETUP_DEBUG=1 for the traceback, and report it\n")
+        sys.exit(int(ExitCode.FAILED))
 
 
 @app.callback(invoke_without_command=True)

@@ -207,6 +207,7 @@ class File:
     requires_python: Optional[str] = None
     yanked: bool = False
     size: Optional[int] = None
+    sha256: Optional[str] = None  # from PEP 691 "hashes" or a PEP 503 "#sha256=" fragment
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,10 @@ def parse_simple_html(text: str, base_url: str) -> List[File]:
         url = urljoin(base_url, href)
         name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or label
         rp = attrs.get("data-requires-python")
-        files.append(File(name, url, html.unescape(rp) if rp else None, "data-yanked" in attrs))
+        frag = urlsplit(url).fragment
+        sha = frag[7:] if frag.startswith("sha256=") else None
+        files.append(File(name, url.split("#", 1)[0], html.unescape(rp) if rp else None, "data-yanked" in attrs,
+                          sha256=sha))
     return files
 
 
@@ -268,8 +272,9 @@ def parse_simple_json(data: dict, base_url: str) -> List[File]:
         if not isinstance(f, dict) or not f.get("filename"):
             continue
         size = f.get("size")
+        hashes = f.get("hashes") if isinstance(f.get("hashes"), dict) else {}
         files.append(File(f["filename"], urljoin(base_url, f.get("url", f["filename"])), f.get("requires-python"),
-                          bool(f.get("yanked")), size if isinstance(size, int) else None))
+                          bool(f.get("yanked")), size if isinstance(size, int) else None, hashes.get("sha256")))
     return files
 
 
@@ -358,6 +363,8 @@ def fetch(source: Source, project: str = "torch", *, timeout=TIMEOUT, get=None) 
         resp = (get or _get)(url, timeout)
     except requests.exceptions.RequestException as e:
         raise IndexUnreachable(source, _why(e, timeout)) from None
+    except OSError as e:  # requests raises a bare OSError for a CA bundle path that does not exist
+        raise IndexUnreachable(source, mask_text(str(e))[:200]) from None
     if resp.status_code == 404 and source.kind == "index":
         return Listing(source, (), found=False)
     if resp.status_code in (401, 403):

@@ -89,6 +89,15 @@ def choose_torch(system: System, facts: Facts, recipes, options: planning.Option
     )
 
 
+def resolve_uv(system: System, facts: Facts, recipes, options: planning.Options):
+    """A uv wheel to fetch, when the plan will install torch and the box has no uv."""
+    if facts.host.uv or not facts.python.found or not planning.needs_torch(facts, recipes, options):
+        return None
+    from torch_setup import uvtool
+
+    return uvtool.resolve(facts, system.env)
+
+
 @dataclass
 class InstallReport:
     facts: Facts

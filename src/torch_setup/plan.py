@@ -24,7 +24,10 @@ class Command:
     def display(self) -> str:
         """For people and logs: credentials in index URLs masked."""
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        return mask_text((prefix + " " if prefix else "") + " ".join(shlex.quote(a) for a in self.argv))
+        # A script sent with -c shows as its first line: the whole text is in `plan --json`.
+        words = ["<script: " + a.strip().splitlines()[0].strip('"') + ">" if "\n" in a else shlex.quote(a)
+                 for a in self.argv]
+        return mask_text((prefix + " " if prefix else "") + " ".join(words))
 
     def shown(self) -> List[str]:
         return [mask_text(a) for a in self.argv]
@@ -38,10 +41,13 @@ class Step:
     commands: Tuple[Command, ...]
     root: bool
     why: str = ""
+    after: Tuple[str, ...] = ()  # steps that must finish first; the others run side by side
+    creates: Optional[str] = None  # a directory this step makes, removed again if a later step fails
 
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "status": self.status,
-                "commands": [c.shown() for c in self.commands], "root": self.root, "why": self.why}
+                "commands": [c.shown() for c in self.commands], "root": self.root, "why": self.why,
+                "after": list(self.after)}
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,10 @@ def needs_torch(facts: Facts, recipes: Recipes, options: Options) -> bool:
     return not (torch_usable(facts, recipes) and not options.torch)
 
 
-def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choice=None) -> Plan:
+def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choice=None, uv=None) -> Plan:
     """`choice` is the torch to install (torch_choice.Choice), chosen beforehand because that asks indexes;
-    without one the step asks for the oldest torch that supports torch.compile on this Python, or newer."""
+    without one the step asks for the oldest torch that supports torch.compile on this Python, or newer.
+    `uv` (uvtool.UvWheel) is a uv to fetch when the box has none: torch then downloads while apt runs."""
     py = facts.python
     if not py.found:
         raise UnsupportedError(f"no Python interpreter matches --python {py.spec or '(default)'}")
@@ -152,11 +159,13 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     use_venv = not keep_torch and (py.externally_managed or system_owned) and not options.break_system_packages
     venv = os.path.expanduser(options.venv) if use_venv else None
     target = os.path.join(venv, "bin", "python") if venv else py.executable
+    fetch_uv = uv is not None and not facts.host.uv and not keep_torch
+    uv_path = facts.host.uv or (uv.dest(os.path.expanduser("~")) if fetch_uv else None)
 
     needs = []
     if not py.has_headers:
         needs.append("headers")
-    if use_venv and not py.venv_ok:
+    if use_venv and not py.venv_ok and not uv_path:  # uv makes venvs without ensurepip
         needs.append("venv")
     if not facts.compiler.toolchain_ok:
         needs.append("cxx")
@@ -179,12 +188,26 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     pkg = _package_step(facts, recipes, platform, needs)
     if pkg:
         steps.append(pkg)
+    if fetch_uv:
+        from torch_setup.uvtool import FETCH_SCRIPT
+
+        size = f", {uv.size / 1e6:.0f} MB" if uv.size else ""
+        steps.append(Step("uv", f"uv {uv.version} (one static binary{size})", "todo",
+                          (Command((py.executable, "-c", FETCH_SCRIPT, uv.url, uv.sha256, uv_path)),), False,
+                          "no uv here: it installs torch several times faster than pip, and makes the venv "
+                          "without waiting for the system packages"))
+    index_args = tuple(choice.index_args()) if choice else ()
     if use_venv:
+        if uv_path:
+            argv = (uv_path, "venv", "--seed", "--python", py.executable, venv) + index_args
+            after = ("uv",) if fetch_uv else ()
+        else:
+            argv = (py.executable, "-m", "venv", venv)
+            after = ("system-packages",) if "venv" in needs else ()
         steps.append(Step(
-            "venv", f"Virtual environment {venv}", "todo",
-            (Command((py.executable, "-m", "venv", venv)),), False,
+            "venv", f"Virtual environment {venv}", "todo", (Command(argv),), False,
             "the target Python is " + ("externally managed (PEP 668)" if py.externally_managed else
-                                       "the system's own") + ": torch goes into a venv",
+                                       "the system's own") + ": torch goes into a venv", after, venv,
         ))
     if keep_torch:
         steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
@@ -194,16 +217,17 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         if choice:
             requirement = choice.requirement + (f" ({choice.variant})" if choice.variant else "")
         argv: Tuple[str, ...]
-        if facts.host.uv:
-            argv = (facts.host.uv, "pip", "install", "--python", target) + args
+        if uv_path:
+            argv = (uv_path, "pip", "install", "--python", target) + args
         else:
             argv = (target, "-m", "pip", "install") + args
         if options.break_system_packages and py.externally_managed:
             argv += ("--break-system-packages",)
         why = (f"torch {facts.torch.version} does not support torch.compile on Python {py.minor}"
                if facts.torch.version else "no torch in the target")
+        after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
         steps.append(Step("torch", f"torch ({requirement})", "todo", (Command(argv),),
-                          options.break_system_packages and system_owned and not facts.host.is_root, why))
+                          options.break_system_packages and system_owned and not facts.host.is_root, why, after))
     if choice:
         notes += list(choice.warnings)
     return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),

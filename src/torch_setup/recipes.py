@@ -3,14 +3,28 @@
 Built-in recipes live in `recipes/` (in the wheel: `torch_setup/recipes`); a user's own directory comes first,
 so an entry there with the same id replaces the built-in one. An invalid file is an error that names the file
 and the entry.
+
+Tables a recipe file may hold:
+
+- `[manager.NAME]`: a package manager (apt, dnf, ... and the environment managers conda/mamba/micromamba).
+- `[[platform]]`: what a platform (an OS release, or a Python source such as a conda env) installs per need, which
+  Python versions it packages, the repositories those need, its compiler floor and the upgrade past it.
+- `[repo.NAME]`: a package repository a platform can enable (EPEL, CRB, the deadsnakes PPA), with the check that
+  says whether it is enabled already.
+- `[[refuse]]`: what cannot work (musl, old glibc, Intel macOS, ...), with the reason and the way forward.
+- `[[python]]`: the oldest torch whose torch.compile supports each Python.
+
+Package names and commands are templates. Placeholders: `{minor}` (3.13), `{nodot}` (313), `{arch}` (x86_64),
+`{major}` (the OS release's major version: 9 for RHEL 9.6) and `{prefix}` (a conda environment's prefix).
 """
 from __future__ import annotations
 
+import string
 import sys
 from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch_setup.errors import RecipeError
 
@@ -20,6 +34,18 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 NEEDS = ("headers", "venv", "cxx", "ca")  # what a platform's packages provide, in install order
+PYTHON = "python"  # the interpreter package itself: a key of `by_python` next to the needs
+PLACEHOLDERS = ("minor", "nodot", "arch", "major", "prefix")
+MANAGER_KINDS = ("system", "env")  # env: conda and friends, which install into an environment, not the OS
+DEFAULT_COMPILER_MIN = 10  # the oldest g++ that accepts -std=c++20 (reference/platforms.md §1 [S42])
+ADVISED_COMPILER = 11  # ... and the one advised there
+
+
+def fill(template: str, **values: str) -> str:
+    """A template with its placeholders replaced; `{nodot}` comes from `minor` when not given."""
+    if "minor" in values and "nodot" not in values:
+        values["nodot"] = values["minor"].replace(".", "")
+    return template.format(**{k: values.get(k, "") for k in PLACEHOLDERS})
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,45 @@ class Manager:
     clean: Tuple[Tuple[str, ...], ...] = ()
     env: Dict[str, str] = field(default_factory=dict)
     source: str = ""
+    root: bool = True  # False: runs as the user (Homebrew refuses root; conda writes to the user's env)
+    kind: str = "system"  # "system": the OS's package manager; "env": installs into an environment ({prefix})
+    create: Tuple[str, ...] = ()  # env managers: make a new environment with {packages} at {prefix}
+
+    def install_argv(self, packages: Sequence[str], **values: str) -> Tuple[str, ...]:
+        return _expand(self.install, packages, values)
+
+    def create_argv(self, packages: Sequence[str], **values: str) -> Tuple[str, ...]:
+        return _expand(self.create, packages, values)
+
+
+def _expand(argv: Sequence[str], packages: Sequence[str], values: Mapping[str, str]) -> Tuple[str, ...]:
+    out: List[str] = []
+    for arg in argv:
+        out += list(packages) if arg == "{packages}" else [fill(arg, **values)]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CxxUpgrade:
+    """A newer compiler next to a system one that is too old, and where it lives (CXX/CC to set)."""
+    packages: Tuple[str, ...]
+    env: Dict[str, str]
+    source: str
+
+
+@dataclass(frozen=True)
+class Repo:
+    """A repository to enable before its packages install: prerequisite packages (through the platform's
+    manager), then commands, then the manager's refresh when `refresh`. `check` exits 0 when it is enabled."""
+    id: str
+    title: str
+    packages: Tuple[str, ...]
+    commands: Tuple[Tuple[str, ...], ...]
+    check: Tuple[str, ...]
+    refresh: bool
+    externally_managed: Optional[bool]  # the PEP 668 marker of its Pythons, when it differs from the platform's
+    source: str
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -41,14 +106,61 @@ class Platform:
     versions: Optional[Tuple[str, ...]]
     manager: str
     packages: Dict[str, Tuple[str, ...]]
-    pythons: Optional[Tuple[str, ...]]
+    pythons: Optional[Tuple[str, ...]]  # the Python versions the platform's manager installs (after `repos`)
     source: str
     origin: str  # file it came from
+    majors: Optional[Tuple[str, ...]] = None  # match on the major version: "9" matches 9.5 and 9.6
+    arches: Optional[Tuple[str, ...]] = None
+    systems: Optional[Tuple[str, ...]] = None  # platform.system(): Linux, Darwin
+    sources: Optional[Tuple[str, ...]] = None  # a Python source (conda): the entry is for Pythons of that source
+    python_packages: Tuple[str, ...] = ()  # the interpreter package(s): python{minor}, python{nodot}, python@{minor}
+    by_python: Dict[str, Dict[str, Tuple[str, ...]]] = field(default_factory=dict)  # per version: need -> packages
+    repos: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # per version: repo ids its packages need
+    python_executable: str = "/usr/bin/python{minor}"  # where python_packages put the interpreter
+    python_include: str = "/usr/include/python{minor}"
+    externally_managed: bool = False  # its Pythons carry the PEP 668 marker
+    compiler_min: int = DEFAULT_COMPILER_MIN
+    compiler_default: Optional[int] = None  # the gcc major that packages.cxx installs, when known
+    cxx_upgrade: Optional[CxxUpgrade] = None  # what to install when compiler_default/the found gcc is too old
+    cxx_env: Dict[str, str] = field(default_factory=dict)  # CXX/CC to set when packages.cxx provide the compiler
+    uv_packages: Tuple[str, ...] = ()  # the platform's own uv package, where it has one
+    uv_bootstrap: Tuple[str, ...] = ()  # what the default python3 needs to make the venv that carries uv
+    pyenv_packages: Tuple[str, ...] = ()  # the platform's own pyenv package, where it has one
+    pyenv_build: Tuple[str, ...] = ()  # pyenv's suggested build environment (reference/platforms.md §7)
 
-    def matches(self, os_id: str, like: Sequence[str], version: str) -> bool:
-        if os_id not in self.os and not set(like) & set(self.os):
+    def matches(self, os_id: str, like: Sequence[str], version: str, *, arch: Optional[str] = None,
+                system: Optional[str] = None, source: Optional[str] = None) -> bool:
+        """An entry with `match.source` is only for Pythons of that source; `match.arch`/`match.system` need the
+        caller to name them. Callers that pass only the OS get only the OS entries, as before."""
+        if self.sources is not None and source not in self.sources:
+            return False
+        if self.arches is not None and arch not in self.arches:
+            return False
+        if self.systems is not None and system not in self.systems:
+            return False
+        if self.os and os_id not in self.os and not set(like) & set(self.os):
+            return False
+        if self.majors is not None and version.split(".")[0] not in self.majors:
             return False
         return self.versions is None or version in self.versions
+
+    def packages_for(self, need: str, minor: str, **values: str) -> Tuple[str, ...]:
+        """The package names for a need ("headers", ..., or "python": the interpreter) and a Python version,
+        with the per-version overrides of `by_python` applied and the placeholders filled in."""
+        override = self.by_python.get(minor, {})
+        if need in override:
+            names = override[need]
+        elif need == PYTHON:
+            names = self.python_packages
+        else:
+            names = self.packages.get(need, ())
+        return tuple(fill(n, minor=minor, **values) for n in names)
+
+    def repos_for(self, minor: str) -> Tuple[str, ...]:
+        return self.repos.get(minor, ())
+
+    def packages_python(self, minor: str) -> bool:
+        return minor in (self.pythons or ())
 
 
 @dataclass(frozen=True)
@@ -62,16 +174,64 @@ class TorchPython:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Something that cannot work. `when` holds the conditions (all must hold); see refuse.py for their meaning.
+    `reason` and `hint` (the way forward) are templates filled from the facts."""
+    id: str
+    when: Dict[str, Any]
+    reason: str
+    hint: str
+    source: str
+    origin: str
+
+
+REFUSE_CONDITIONS = {
+    "libc": list, "libc_below": str, "system": list, "arch": list, "os": list, "os_below": str,
+    "python_unsupported": bool, "free_threaded_unsupported": bool, "free_threaded_too_old": bool,
+    "implementation_not": list,
+}
+
+
+@dataclass(frozen=True)
 class Recipes:
     managers: Dict[str, Manager]
     platforms: Tuple[Platform, ...]
     torch_python: Tuple[TorchPython, ...]
+    repos: Dict[str, Repo] = field(default_factory=dict)
+    refusals: Tuple[Refusal, ...] = ()
 
-    def platform_for(self, os_id: str, like: Sequence[str], version: str) -> Optional[Platform]:
-        return next((p for p in self.platforms if p.matches(os_id, like, version)), None)
+    def platform_for(self, os_id: str, like: Sequence[str], version: str, *, arch: Optional[str] = None,
+                     system: Optional[str] = None, source: Optional[str] = None) -> Optional[Platform]:
+        """The first entry for this OS; entries naming the OS id itself come before those matched by ID_LIKE,
+        so a file's name or order cannot make the Fedora entry answer for RHEL (ID_LIKE=fedora)."""
+        kw = dict(arch=arch, system=system, source=source)
+        candidates = [p for p in self.platforms if p.matches(os_id, like, version, **kw)]
+        exact = [p for p in candidates if not p.os or os_id in p.os]
+        return (exact or candidates or [None])[0]
+
+    def platform_for_facts(self, facts) -> Optional[Platform]:
+        """The entry for the facts' OS, or, for a Python of a source with its own entry (a conda env), that one."""
+        kw = dict(arch=facts.arch or None, system=facts.os.system or None)
+        py = facts.python
+        if py.found and py.source:
+            own = self.source_platform(py.source, **kw)
+            if own:
+                return own
+        return self.platform_for(facts.os.id, facts.os.like, facts.os.version, **kw)
+
+    def os_platform_for_facts(self, facts) -> Optional[Platform]:
+        """The entry for the facts' OS, whatever the Python's source."""
+        return self.platform_for(facts.os.id, facts.os.like, facts.os.version, arch=facts.arch or None,
+                                 system=facts.os.system or None)
+
+    def source_platform(self, source: str, *, arch: Optional[str] = None,
+                        system: Optional[str] = None) -> Optional[Platform]:
+        return next((p for p in self.platforms if p.sources is not None and source in p.sources
+                     and p.matches("", [], "", arch=arch, system=system, source=source)), None)
 
     def manager_binaries(self) -> List[Tuple[str, str]]:
-        return [(m.name, m.binary) for m in self.managers.values()]
+        """The OS package managers, in detection order (environment managers such as conda are no OS's)."""
+        return [(m.name, m.binary) for m in self.managers.values() if m.kind == "system"]
 
     def torch_for(self, minor: str, free_threaded: bool) -> Optional[TorchPython]:
         return next((t for t in self.torch_python if t.python == minor and t.free_threaded == free_threaded), None)
@@ -93,25 +253,39 @@ def load(extra_dirs: Sequence[Path] = ()) -> Recipes:
         files += sorted((f for f in d.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
     managers: Dict[str, Manager] = {}
     platforms: Dict[str, Platform] = {}
+    repos: Dict[str, Repo] = {}
+    refusals: Dict[str, Refusal] = {}
     torch_python: List[TorchPython] = []
     for f in files:
         try:
             data = tomllib.loads(f.read_text())
         except (OSError, UnicodeError, tomllib.TOMLDecodeError) as e:
             raise RecipeError(f"{f}: not valid TOML: {e}") from None
-        unknown = set(data) - {"manager", "platform", "python"}
+        unknown = set(data) - {"manager", "platform", "python", "repo", "refuse"}
         if unknown:
             raise RecipeError(f"{f}: unknown table(s) {', '.join(sorted(unknown))}")
+        for key in ("manager", "repo"):
+            if not isinstance(data.get(key, {}), dict):
+                raise RecipeError(f"{f}: [{key}] must be a table of tables ([{key}.NAME])")
         for name, m in data.get("manager", {}).items():
             managers.setdefault(name, _manager(f, name, m))
+        for name, r in data.get("repo", {}).items():
+            repos.setdefault(name, _repo(f, name, r))
         for i, p in enumerate(_list(f, data, "platform")):
             plat = _platform(f, i, p)
             platforms.setdefault(plat.id, plat)  # earlier directories win
+        for i, r in enumerate(_list(f, data, "refuse")):
+            ref = _refusal(f, i, r)
+            refusals.setdefault(ref.id, ref)
         torch_python += [_torch_python(f, i, t) for i, t in enumerate(_list(f, data, "python"))]
     for p in platforms.values():
         if p.manager not in managers:
             raise RecipeError(f"{p.origin}: platform {p.id!r}: unknown manager {p.manager!r}")
-    return Recipes(managers, tuple(platforms.values()), tuple(torch_python))
+        for minor, ids in p.repos.items():
+            for r in ids:
+                if r not in repos:
+                    raise RecipeError(f"{p.origin}: platform {p.id!r}: repos {minor!r}: unknown repo {r!r}")
+    return Recipes(managers, tuple(platforms.values()), tuple(torch_python), repos, tuple(refusals.values()))
 
 
 def _list(f: Path, data: dict, key: str) -> list:
@@ -130,10 +304,52 @@ def _need(f: Path, where: str, entry: dict, key: str, kind, required=True):
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RecipeError(f"{f}: {where}: {key!r} must be a list of strings")
+        for v in value:
+            _template(f, where, key, v)
         return tuple(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{f}: {where}: {key!r} must be true or false")
+        return value
+    if kind is int:
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise RecipeError(f"{f}: {where}: {key!r} must be a positive integer")
+        return value
     if not isinstance(value, kind) or (kind is str and not value.strip()):
         raise RecipeError(f"{f}: {where}: {key!r} must be a non-empty {kind.__name__}")
     return value
+
+
+def _template(f: Path, where: str, key: str, value: str) -> None:
+    """Only the known placeholders, and well-formed braces: a typo is an error at load, not at install."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as e:
+        raise RecipeError(f"{f}: {where}: {key!r}: {value!r}: {e}") from None
+    for name in names:
+        if name not in PLACEHOLDERS + ("packages",):
+            raise RecipeError(f"{f}: {where}: {key!r}: unknown placeholder {{{name}}} in {value!r}; "
+                              f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+
+
+def _argv_list(f: Path, where: str, entry: dict, key: str) -> Tuple[Tuple[str, ...], ...]:
+    value = entry.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(c, list) and c and all(isinstance(a, str) for a in c)
+                                              for c in value):
+        raise RecipeError(f"{f}: {where}: {key!r} must be a list of argv lists")
+    for c in value:
+        for a in c:
+            _template(f, where, key, a)
+    return tuple(tuple(c) for c in value)
+
+
+def _str_table(f: Path, where: str, entry: dict, key: str) -> Dict[str, str]:
+    value = entry.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise RecipeError(f"{f}: {where}: {key!r} must be a table of strings")
+    for v in value.values():
+        _template(f, where, key, v)
+    return dict(value)
 
 
 def _check_keys(f: Path, where: str, entry: dict, allowed: set) -> None:
@@ -146,7 +362,8 @@ def _check_keys(f: Path, where: str, entry: dict, allowed: set) -> None:
 
 def _manager(f: Path, name: str, m: dict) -> Manager:
     where = f"manager {name!r}"
-    _check_keys(f, where, m, {"binary", "install", "refresh", "refresh_max_age_s", "clean", "env", "source"})
+    _check_keys(f, where, m, {"binary", "install", "refresh", "refresh_max_age_s", "clean", "env", "source",
+                              "root", "kind", "create"})
     install = _need(f, where, m, "install", list)
     if "{packages}" not in install:
         raise RecipeError(f"{f}: {where}: 'install' must contain \"{{packages}}\"")
@@ -159,37 +376,141 @@ def _manager(f: Path, name: str, m: dict) -> Manager:
     age = m.get("refresh_max_age_s")
     if age is not None and not isinstance(age, (int, float)):
         raise RecipeError(f"{f}: {where}: 'refresh_max_age_s' must be a number")
+    kind = m.get("kind", "system")
+    if kind not in MANAGER_KINDS:
+        raise RecipeError(f"{f}: {where}: 'kind' must be one of {', '.join(MANAGER_KINDS)}")
+    create = _need(f, where, m, "create", list, required=False) or ()
+    if kind == "env":
+        for key, argv in (("install", install), ("create", create)):
+            if "{packages}" not in argv or not any("{prefix}" in a for a in argv):
+                raise RecipeError(f"{f}: {where}: an env manager's {key!r} must contain \"{{packages}}\" and "
+                                  "\"{prefix}\"")
+    root = m.get("root", True)
+    if not isinstance(root, bool):
+        raise RecipeError(f"{f}: {where}: 'root' must be true or false")
     return Manager(
         name=name, binary=_need(f, where, m, "binary", str), install=install,
         refresh=_need(f, where, m, "refresh", list, required=False) or (),
         refresh_max_age_s=age, clean=tuple(tuple(c) for c in clean), env=dict(env),
-        source=_need(f, where, m, "source", str),
+        source=_need(f, where, m, "source", str), root=root, kind=kind, create=create,
     )
+
+
+def _repo(f: Path, name: str, r: dict) -> Repo:
+    where = f"repo {name!r}"
+    _check_keys(f, where, r, {"title", "packages", "commands", "check", "refresh", "externally_managed", "source"})
+    packages = _need(f, where, r, "packages", list, required=False) or ()
+    commands = _argv_list(f, where, r, "commands")
+    if not packages and not commands:
+        raise RecipeError(f"{f}: {where}: needs 'packages' or 'commands' (or both)")
+    check = _need(f, where, r, "check", list)
+    if not check:
+        raise RecipeError(f"{f}: {where}: 'check' must be an argv (exit 0: the repository is enabled)")
+    refresh = r.get("refresh", False)
+    em = r.get("externally_managed")
+    for key, value in (("refresh", refresh), ("externally_managed", em)):
+        if value is not None and not isinstance(value, bool):
+            raise RecipeError(f"{f}: {where}: {key!r} must be true or false")
+    return Repo(id=name, title=_need(f, where, r, "title", str), packages=packages, commands=commands,
+                check=check, refresh=refresh, externally_managed=em, source=_need(f, where, r, "source", str),
+                origin=str(f))
+
+
+PLATFORM_KEYS = {
+    "id", "match", "manager", "packages", "pythons", "source", "python_packages", "by_python", "repos",
+    "python_executable", "python_include", "externally_managed", "compiler_min", "compiler_default", "cxx_upgrade",
+    "cxx_env", "uv_packages", "uv_bootstrap", "pyenv_packages", "pyenv_build",
+}
 
 
 def _platform(f: Path, i: int, p: dict) -> Platform:
     where = f"platform #{i + 1} ({p.get('id', 'no id') if isinstance(p, dict) else '?'})"
-    _check_keys(f, where, p, {"id", "match", "manager", "packages", "pythons", "source"})
+    _check_keys(f, where, p, PLATFORM_KEYS)
     match = p.get("match")
     if not isinstance(match, dict):
         raise RecipeError(f"{f}: {where}: 'match' must be a table")
-    _check_keys(f, where + " match", match, {"os", "version"})
+    _check_keys(f, where + " match", match, {"os", "version", "major", "arch", "system", "source"})
+    sources = _need(f, where, match, "source", list, required=False)
+    os_ids = _need(f, where, match, "os", list, required=sources is None)  # a source entry may name no OS
     packages = p.get("packages", {})
     if not isinstance(packages, dict):
         raise RecipeError(f"{f}: {where}: 'packages' must be a table")
     unknown = set(packages) - set(NEEDS)
     if unknown:
         raise RecipeError(f"{f}: {where}: unknown need(s) {', '.join(sorted(unknown))}; known: {', '.join(NEEDS)}")
+    by_python = p.get("by_python", {})
+    if not isinstance(by_python, dict) or not all(isinstance(v, dict) for v in by_python.values()):
+        raise RecipeError(f"{f}: {where}: 'by_python' must be a table of tables (version -> need -> packages)")
+    overrides = {}
+    for minor, table in by_python.items():
+        bad = set(table) - set(NEEDS) - {PYTHON}
+        if bad:
+            raise RecipeError(f"{f}: {where}: by_python {minor!r}: unknown need(s) {', '.join(sorted(bad))}; "
+                              f"known: {', '.join(NEEDS + (PYTHON,))}")
+        overrides[minor] = {k: _need(f, f"{where} by_python {minor!r}", table, k, list) for k in table}
+    repos = p.get("repos", {})
+    if not isinstance(repos, dict):
+        raise RecipeError(f"{f}: {where}: 'repos' must be a table (version -> repo ids)")
+    repo_ids = {minor: _need(f, f"{where} repos", repos, minor, list) for minor in repos}
+    upgrade = None
+    if "cxx_upgrade" in p:
+        u = p["cxx_upgrade"]
+        uw = f"{where} cxx_upgrade"
+        _check_keys(f, uw, u, {"packages", "env", "source"})
+        env = _str_table(f, uw, u, "env")
+        if "CXX" not in env:
+            raise RecipeError(f"{f}: {uw}: 'env' must set CXX (the compiler Inductor is to use)")
+        upgrade = CxxUpgrade(_need(f, uw, u, "packages", list), env, _need(f, uw, u, "source", str))
+    em = p.get("externally_managed", False)
+    if not isinstance(em, bool):
+        raise RecipeError(f"{f}: {where}: 'externally_managed' must be true or false")
     return Platform(
         id=_need(f, where, p, "id", str),
-        os=_need(f, where, match, "os", list),
+        os=os_ids or (),
         versions=_need(f, where, match, "version", list, required=False),
         manager=_need(f, where, p, "manager", str),
         packages={k: _need(f, f"{where} packages", packages, k, list) for k in packages},
         pythons=_need(f, where, p, "pythons", list, required=False),
         source=_need(f, where, p, "source", str),
         origin=str(f),
+        majors=_need(f, where, match, "major", list, required=False),
+        arches=_need(f, where, match, "arch", list, required=False),
+        systems=_need(f, where, match, "system", list, required=False),
+        sources=sources,
+        python_packages=_need(f, where, p, "python_packages", list, required=False) or (),
+        by_python=overrides,
+        repos=repo_ids,
+        python_executable=_need(f, where, p, "python_executable", str, required=False) or "/usr/bin/python{minor}",
+        python_include=_need(f, where, p, "python_include", str, required=False) or "/usr/include/python{minor}",
+        externally_managed=em,
+        compiler_min=_need(f, where, p, "compiler_min", int, required=False) or DEFAULT_COMPILER_MIN,
+        compiler_default=_need(f, where, p, "compiler_default", int, required=False),
+        cxx_upgrade=upgrade,
+        cxx_env=_str_table(f, where, p, "cxx_env"),
+        uv_packages=_need(f, where, p, "uv_packages", list, required=False) or (),
+        uv_bootstrap=_need(f, where, p, "uv_bootstrap", list, required=False) or (),
+        pyenv_packages=_need(f, where, p, "pyenv_packages", list, required=False) or (),
+        pyenv_build=_need(f, where, p, "pyenv_build", list, required=False) or (),
     )
+
+
+def _refusal(f: Path, i: int, r: dict) -> Refusal:
+    where = f"refuse #{i + 1} ({r.get('id', 'no id') if isinstance(r, dict) else '?'})"
+    _check_keys(f, where, r, {"id", "when", "reason", "hint", "source"})
+    when = r.get("when")
+    if not isinstance(when, dict) or not when:
+        raise RecipeError(f"{f}: {where}: 'when' must be a non-empty table")
+    _check_keys(f, where + " when", when, set(REFUSE_CONDITIONS))
+    for key, kind in REFUSE_CONDITIONS.items():
+        if key in when:
+            value = when[key]
+            ok = (isinstance(value, list) and all(isinstance(v, str) for v in value)) if kind is list else \
+                isinstance(value, kind)
+            if not ok:
+                raise RecipeError(f"{f}: {where} when: {key!r} must be "
+                                  + {list: "a list of strings", str: "a string", bool: "true or false"}[kind])
+    return Refusal(id=_need(f, where, r, "id", str), when=dict(when), reason=_need(f, where, r, "reason", str),
+                   hint=_need(f, where, r, "hint", str), source=_need(f, where, r, "source", str), origin=str(f))
 
 
 def _torch_python(f: Path, i: int, t: dict) -> TorchPython:

@@ -5,8 +5,15 @@ Progress goes to stderr so that `--json` output on stdout stays one clean object
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Optional, TextIO
+
+
+def mask_text(text: str) -> str:
+    from torch_setup.indexes import mask_text as mask
+
+    return mask(text)
 
 
 class Reporter:
@@ -15,20 +22,22 @@ class Reporter:
     def __init__(self, stream: Optional[TextIO] = None, quiet_output: bool = False):
         self.stream = stream or sys.stderr
         self.quiet_output = quiet_output
+        self.lock = threading.Lock()  # steps run side by side
 
     def _print(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        with self.lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def step_start(self, step) -> None:
         self._print(f"==> {step.title}" + (f"  ({step.why})" if step.why else ""))
 
-    def command(self, text: str) -> None:
-        self._print(f"$ {text}")
+    def command(self, text: str, step=None) -> None:
+        self._print(f"[{step.id}] $ {text}" if step else f"$ {text}")
 
-    def output(self, line: str) -> None:
+    def output(self, line: str, step=None) -> None:
         if not self.quiet_output:
-            self._print("    " + line)
+            self._print(f"[{step.id}]   {mask_text(line)}" if step else "    " + mask_text(line))
 
     def step_end(self, step, ok: bool, seconds: float) -> None:
         self._print(f"{'ok' if ok else 'FAILED'}: {step.id} ({seconds:.1f} s)")
@@ -46,25 +55,40 @@ class TerminalReporter(Reporter):
 
         self.console = Console(stderr=True)
         self.status = None
-        self.started = 0.0
-        self.title = ""
+        self.running = {}  # step id -> [title, started, latest line]
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        text = "\n".join(f"[bold]{t}[/bold] [dim]{now - s:4.0f} s  {ln[:90]}[/dim]"
+                         for t, s, ln in self.running.values())
+        if self.status is None:
+            self.status = self.console.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
 
     def step_start(self, step) -> None:
-        self.title, self.started = step.title, time.monotonic()
-        self.status = self.console.status(f"[bold]{step.title}")
-        self.status.start()
+        with self.lock:
+            self.running[step.id] = [step.title, time.monotonic(), ""]
+            self._refresh()
 
-    def command(self, text: str) -> None:
+    def command(self, text: str, step=None) -> None:
         self.console.print(f"[dim]$ {text}[/dim]", highlight=False)
 
-    def output(self, line: str) -> None:
-        if self.status and line.strip():
-            elapsed = time.monotonic() - self.started
-            self.status.update(f"[bold]{self.title}[/bold] [dim]{elapsed:4.0f} s  {line.strip()[:100]}[/dim]")
+    def output(self, line: str, step=None) -> None:
+        with self.lock:
+            if step and step.id in self.running and line.strip():
+                self.running[step.id][2] = mask_text(line.strip())
+                self._refresh()
 
     def step_end(self, step, ok: bool, seconds: float) -> None:
-        if self.status:
-            self.status.stop()
+        with self.lock:
+            self.running.pop(step.id, None)
+            if not self.running and self.status is not None:
+                self.status.stop()
+                self.status = None
+            elif self.running:
+                self._refresh()
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
         self.console.print(f"{mark} {step.title} [dim]({seconds:.1f} s)[/dim]", highlight=False)
 

@@ -1,10 +1,12 @@
-"""Run a plan: the one runner. Root only where a step needs it; a step that fails stops the run."""
+"""Run a plan: the one runner. Root only where a step needs it; steps run side by side where the plan allows
+(apt while torch downloads); a step that fails stops the run, and what this run made half is removed."""
 from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from torch_setup.errors import NeedsRootError, StepError
 from torch_setup.facts.model import Facts
@@ -16,7 +18,7 @@ from torch_setup.system import System
 @dataclass
 class StepRun:
     id: str
-    status: str  # done, ran, failed
+    status: str  # done, ran, failed, skipped
     seconds: float = 0.0
     output_tail: str = ""
 
@@ -37,31 +39,43 @@ def check_privileges(plan: Plan, facts: Facts) -> None:
 
 
 def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> List[StepRun]:
+    """Run the todo steps, each as soon as the steps it comes after are done."""
     check_privileges(plan, facts)
-    runs: List[StepRun] = []
-    created_venv: Optional[str] = None
-    for step in plan.steps:
-        if step.status == "done":
-            runs.append(StepRun(step.id, "done"))
-            continue
-        run = _run_step(system, step, reporter)
-        runs.append(run)
-        if run.status == "failed":
-            if created_venv:  # nothing half-installed: a venv this run made goes with a failed install
-                shutil.rmtree(created_venv, ignore_errors=True)
-                reporter.line(f"removed {created_venv}, made by this run")
-            raise StepError(f"step {step.id!r} failed: {step.title}", details=run.output_tail)
-        if step.id == "venv":
-            created_venv = step.commands[-1].argv[-1]
-    return runs
+    runs: Dict[str, StepRun] = {s.id: StepRun(s.id, "done") for s in plan.steps if s.status == "done"}
+    pending = [s for s in plan.steps if s.status == "todo"]
+    failed: Optional[StepRun] = None
+    with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
+        running = {}
+        while pending or running:
+            for step in [s for s in pending if not failed and all(a in runs for a in s.after)]:
+                pending.remove(step)
+                running[pool.submit(_run_step, system, step, reporter)] = step
+            if not running:
+                break  # a failure stopped the rest
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                run = future.result()
+                if run.status == "failed":
+                    failed = failed or run
+                else:
+                    runs[step.id] = run
+    if failed:
+        for made in plan.steps:  # nothing half-installed: what this run made goes with a failed install
+            if made.creates and runs.get(made.id, StepRun("", "")).status == "ran" and made.id != "uv":
+                shutil.rmtree(made.creates, ignore_errors=True)
+                reporter.line(f"removed {made.creates}, made by this run")
+        step = next(s for s in plan.steps if s.id == failed.id)
+        raise StepError(f"step {step.id!r} failed: {step.title}", details=failed.output_tail)
+    return [runs.get(s.id, StepRun(s.id, "skipped")) for s in plan.steps]
 
 
 def _run_step(system: System, step: Step, reporter: Reporter) -> StepRun:
     reporter.step_start(step)
     total = 0.0
     for cmd in step.commands:
-        reporter.command(cmd.display())
-        res = system.run(cmd.argv, env=cmd.env, on_line=reporter.output)
+        reporter.command(cmd.display(), step)
+        res = system.run(cmd.argv, env=cmd.env, on_line=lambda line: reporter.output(line, step))
         total += res.seconds
         if not res.ok:
             tail = "\n".join(res.output.strip().splitlines()[-40:])

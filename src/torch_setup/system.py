@@ -108,6 +108,12 @@ class System:
         except OSError:
             return None
 
+    def listdir(self, path: str) -> list:
+        try:
+            return sorted(os.listdir(path))
+        except OSError:
+            return []
+
     def now(self) -> float:
         return time.time()
 
@@ -190,6 +196,10 @@ class FakeSystem(System):
     def mtime(self, path):
         return self.mtimes.get(path)
 
+    def listdir(self, path):
+        prefix = path.rstrip("/") + "/"
+        return sorted({f[len(prefix):].split("/", 1)[0] for f in self.files if f.startswith(prefix)})
+
     def now(self):
         return self.clock
 
@@ -257,6 +267,12 @@ class RecordingSystem(System):
         if path:
             self.record["programs"][name] = path
         return path
+
+    def listdir(self, path):
+        names = super().listdir(path)
+        for name in names:
+            self.record["files"].setdefault(os.path.join(path, name), "")
+        return names
 
     def mtime(self, path):
         value = super().mtime(path)

@@ -505,7 +505,11 @@ class Choice:
 
     def install_args(self) -> List[str]:
         """Requirements and index options for `pip install` / `uv pip install` (real URLs: do not print)."""
-        args = [self.requirement, *self.extras]
+        return [self.requirement, *self.extras, *self.index_args()]
+
+    def index_args(self) -> List[str]:
+        """The index options alone (for `uv venv --seed`, which fetches pip from the same places)."""
+        args: List[str] = []
         if self.index_url_real:
             args += ["--index-url", self.index_url_real]
         for u in self.extra_index_urls_real:

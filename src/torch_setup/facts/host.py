@@ -5,6 +5,7 @@ import os
 import tempfile
 from typing import Iterable, Optional, Tuple
 
+from torch_setup import uvtool
 from torch_setup.facts.model import HostFacts, OsFacts
 from torch_setup.system import System
 
@@ -102,7 +103,7 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         sudo=sudo,
         container=container,
         chroot=same is False,
-        uv=system.which("uv"),
+        uv=system.which("uv") or uvtool.cached(system.env.get("HOME", ""), system),
         apt_lists_age_s=(system.now() - lists) if (lists is not None and pm == "apt") else None,
         ca_bundle=any(system.exists(p) for p in CA_BUNDLES),
     ), pm

@@ -1,0 +1,113 @@
+"""uv, fetched when the box has none: it installs torch ~3.7x faster than pip (LAB.md: 19 s against 70 s)
+and makes venvs without the distribution's ensurepip package, so torch can download while apt runs.
+
+uv ships on PyPI as a wheel holding one static binary. It is resolved like torch (the user's indexes, then
+PyPI), checked against the index's sha256, and unpacked into ~/.cache/torch-setup/uv-VERSION/uv by a small
+stdlib script that the target Python runs as a plan step. No pip, no venv module needed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+NO_UV_ENV = "TORCH_SETUP_NO_UV"  # "1": use pip, never fetch uv
+
+
+@dataclass(frozen=True)
+class UvWheel:
+    version: str
+    filename: str
+    url: str  # may carry index credentials: never print it unmasked
+    sha256: str
+    size: Optional[int]
+
+    def dest(self, home: str) -> str:
+        return os.path.join(home, ".cache", "torch-setup", f"uv-{self.version}", "uv")
+
+
+# Runs in the target Python (stdlib only): argv = url sha256 dest.
+FETCH_SCRIPT = '''\
+"""torch-setup: fetch the uv wheel, check its sha256, unpack the uv binary."""
+import hashlib, io, os, ssl, stat, sys, urllib.request, zipfile
+url, want, dest = sys.argv[1:4]
+ctx = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None)
+data = urllib.request.urlopen(url, timeout=120, context=ctx).read()
+got = hashlib.sha256(data).hexdigest()
+if got != want:
+    sys.exit("uv wheel: sha256 %s, expected %s" % (got, want))
+with zipfile.ZipFile(io.BytesIO(data)) as z:
+    name = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = dest + ".part"
+    with open(tmp, "wb") as f:
+        f.write(z.read(name))
+os.chmod(tmp, os.stat(tmp).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+os.replace(tmp, dest)
+print("uv unpacked to", dest)
+'''
+
+
+def choose(listing_files, target_tags) -> Optional[UvWheel]:
+    """The newest uv wheel whose tags fit the target and that carries a sha256."""
+    best = None
+    for f in listing_files:
+        if f.yanked or not f.sha256 or not f.filename.endswith(".whl"):
+            continue
+        try:
+            _, version, _, tags = parse_wheel_filename(f.filename)
+        except InvalidWheelFilename:
+            continue
+        if version.is_prerelease or not (set(tags) & set(target_tags)):
+            continue
+        if best is None or version > best[0]:
+            best = (version, f)
+    if best is None:
+        return None
+    v, f = best
+    return UvWheel(str(v), f.filename, f.url, f.sha256, f.size)
+
+
+def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
+    """Ask the user's indexes, then PyPI, for a uv wheel for this box. None: stay with pip."""
+    if env.get(NO_UV_ENV, "") not in ("", "0"):
+        return None
+    from torch_setup import indexes
+    from torch_setup.torch_choice import target_from
+
+    try:
+        target, _ = target_from(facts)
+    except Exception:
+        return None
+    conf = indexes.configured(env=env)
+    sources = [s for s in [conf.index, *conf.extra] if s] + [indexes.Source(indexes.PYPI, "index", "PyPI")]
+    fetch = fetch or (lambda source: indexes.fetch(source, "uv", timeout=(3.05, 15)))
+    for source in sources:
+        if source.url.startswith("file:"):
+            continue
+        try:
+            listing = fetch(source)
+        except indexes.IndexUnreachable:
+            continue
+        wheel = choose(listing.files, target.tags)
+        if wheel:
+            return wheel
+    return None
+
+
+def cached(home: str, system) -> Optional[str]:
+    """The newest uv an earlier run fetched."""
+    from packaging.version import InvalidVersion, Version
+
+    root = os.path.join(home, ".cache", "torch-setup")
+    found = []
+    for name in system.listdir(root):
+        try:
+            version = Version(name[3:]) if name.startswith("uv-") else None
+        except InvalidVersion:
+            continue
+        if version and system.exists(os.path.join(root, name, "uv")):
+            found.append((version, os.path.join(root, name, "uv")))
+    return max(found)[1] if found else None
