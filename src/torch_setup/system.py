@@ -99,6 +99,17 @@ class System:
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    def write_text(self, path: str, text: str) -> bool:
+        """Best effort (a cache): False when it cannot be written."""
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            Path(tmp).write_text(text)
+            os.replace(tmp, path)
+            return True
+        except OSError:
+            return False
+
     def which(self, name: str) -> Optional[str]:
         return shutil.which(name, path=self.env.get("PATH"))
 
@@ -187,6 +198,10 @@ class FakeSystem(System):
     def read_text(self, path):
         return self.files.get(path)
 
+    def write_text(self, path, text):
+        self.files[path] = text
+        return True
+
     def exists(self, path):
         return path in self.files or any(f.startswith(path.rstrip("/") + "/") for f in self.files)
 
@@ -252,7 +267,7 @@ class RecordingSystem(System):
 
     def read_text(self, path):
         text = super().read_text(path)
-        if text is not None:
+        if text is not None and not path.endswith("compiler-check.json"):  # a cache, not a fact of the host
             self.record["files"][path] = text
         return text
 

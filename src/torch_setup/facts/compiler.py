@@ -1,6 +1,8 @@
 """The C++ compiler Inductor will use, and whether it builds what Inductor builds."""
 from __future__ import annotations
 
+import json
+import os
 import re
 from typing import Optional, Tuple
 
@@ -53,6 +55,19 @@ def first_error_lines(output: str, limit: int = 6) -> str:
     return "\n".join((lines or output.strip().splitlines())[:limit])
 
 
+CACHE = "~/.cache/torch-setup/compiler-check.json"
+
+
+def _cache_key(system: System, path: str, include_dir: Optional[str], argv) -> Optional[str]:
+    """What the build test's answer depends on: the compiler binary, the headers, the flags. None: uncacheable."""
+    stamps = [system.mtime(os.path.realpath(path))]
+    if include_dir:
+        stamps.append(system.mtime(os.path.join(include_dir, "Python.h")))
+    if stamps[0] is None:
+        return None
+    return json.dumps([argv, stamps])
+
+
 def probe(system: System, system_name: str, include_dir: Optional[str], has_headers: bool) -> CompilerFacts:
     cxx = inductor_cxx(system.env, system_name)
     facts = CompilerFacts(cxx=cxx, cc=system.env.get("CC") or system.which("gcc") or system.which("clang"))
@@ -69,11 +84,25 @@ def probe(system: System, system_name: str, include_dir: Optional[str], has_head
     if include_dir:
         argv.append(f"-I{include_dir}")
     argv += ["-", "-o", "/dev/null"]
-    res = system.run(argv, input=TEST_SOURCE, timeout=120)
-    facts.toolchain_ok = res.ok
-    facts.ok = res.ok and has_headers
-    if not res.ok:
-        facts.error = first_error_lines(res.output)
+    # The build takes 0.3-1 s; its answer is kept until the compiler or Python.h changes (doctor, detect and
+    # a second install stay fast). Only successes are kept: a failure is retried every time.
+    key = _cache_key(system, facts.path, include_dir, argv + [ver.stdout])
+    cache_file = os.path.expanduser(CACHE)
+    try:
+        cache = json.loads(system.read_text(cache_file) or "{}")
+    except ValueError:
+        cache = {}
+    if key and cache.get("key") == key:
+        ok, output = True, ""
+    else:
+        res = system.run(argv, input=TEST_SOURCE, timeout=120)
+        ok, output = res.ok, res.output
+        if ok and key:
+            system.write_text(cache_file, json.dumps({"key": key}))
+    facts.toolchain_ok = ok
+    facts.ok = ok and has_headers
+    if not ok:
+        facts.error = first_error_lines(output)
     elif not has_headers:
         facts.error = f"Python.h: not in {include_dir}"
     return facts
