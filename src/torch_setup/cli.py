@@ -107,7 +107,7 @@ def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: L
         facts = pipeline.detect(system, python, rec)
         facts = pipeline.prefer_existing_venv(system, facts, rec, options)
     planning.make_plan(facts, rec, options)  # refuse what cannot work before asking any index
-    choice = pipeline.choose_torch(system, facts, rec, options, topts)
+    choice = pipeline.choose_torch(system, facts, rec, options, topts, local=not facts_file)
     uv = pipeline.resolve_uv(system, facts, rec, options) if not facts_file else None
     return facts, rec, planning.make_plan(facts, rec, options, choice, uv)
 

@@ -71,20 +71,24 @@ class TorchOptions:
     find_links: tuple = ()
 
 
-def choose_torch(system: System, facts: Facts, recipes, options: planning.Options, topts: TorchOptions):
-    """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing)."""
+def choose_torch(system: System, facts: Facts, recipes, options: planning.Options, topts: TorchOptions,
+                 local: bool = True):
+    """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing).
+
+    local=False (facts from another host): this host's pip configuration and environment are not its."""
     if not facts.python.found or not planning.needs_torch(facts, recipes, options):
         return None
     from torch_setup import torch_choice
 
     pip_config = ""
-    if facts.python.executable:
+    env = system.env if local else {}
+    if local and facts.python.executable:
         res = system.run([facts.python.executable, "-m", "pip", "config", "list"], timeout=30)
         pip_config = res.stdout if res.ok else ""
-    backend = topts.backend or system.env.get(torch_choice.BACKEND_ENV, "") or "auto"
+    backend = topts.backend or env.get(torch_choice.BACKEND_ENV, "") or "auto"
     return torch_choice.choose(
         facts, recipes, backend=backend, torch_range=options.torch, with_=topts.with_,
-        index_url=topts.index_url, find_links=list(topts.find_links), env=system.env, pip_config=pip_config,
+        index_url=topts.index_url, find_links=list(topts.find_links), env=env, pip_config=pip_config,
         read_text=system.read_text,
     )
 

@@ -141,6 +141,10 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
     return Step("system-packages", title, "todo", tuple(commands), True, why)
 
 
+def _expand(path: str, home: str) -> str:
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
 def needs_torch(facts: Facts, recipes: Recipes, options: Options) -> bool:
     return not (torch_usable(facts, recipes) and not options.torch)
 
@@ -157,10 +161,11 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     keep_torch = not needs_torch(facts, recipes, options)
     system_owned = py.source == "system" and not py.in_venv
     use_venv = not keep_torch and (py.externally_managed or system_owned) and not options.break_system_packages
-    venv = os.path.expanduser(options.venv) if use_venv else None
+    home = facts.host.home or os.path.expanduser("~")  # the planned host's home: --facts may come from another
+    venv = _expand(options.venv, home) if use_venv else None
     target = os.path.join(venv, "bin", "python") if venv else py.executable
     fetch_uv = uv is not None and not facts.host.uv and not keep_torch
-    uv_path = facts.host.uv or (uv.dest(os.path.expanduser("~")) if fetch_uv else None)
+    uv_path = facts.host.uv or (uv.dest(home) if fetch_uv else None)
 
     needs = []
     if not py.has_headers:
@@ -226,8 +231,9 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         why = (f"torch {facts.torch.version} does not support torch.compile on Python {py.minor}"
                if facts.torch.version else "no torch in the target")
         after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
-        steps.append(Step("torch", f"torch ({requirement})", "todo", (Command(argv),),
-                          options.break_system_packages and system_owned and not facts.host.is_root, why, after))
+        as_root = options.break_system_packages and system_owned and not facts.host.is_root
+        steps.append(Step("torch", f"torch ({requirement})", "todo",
+                          (_root(argv, {}, facts) if as_root else Command(argv),), as_root, why, after))
     if choice:
         notes += list(choice.warnings)
     return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -44,6 +43,8 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> Lis
     runs: Dict[str, StepRun] = {s.id: StepRun(s.id, "done") for s in plan.steps if s.status == "done"}
     pending = [s for s in plan.steps if s.status == "todo"]
     failed: Optional[StepRun] = None
+    # Only what did not exist before this run may be removed on a failure (never a user's own venv).
+    fresh = {s.id for s in pending if s.creates and not system.exists(s.creates)}
     with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
         running = {}
         while pending or running:
@@ -62,8 +63,8 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> Lis
                     runs[step.id] = run
     if failed:
         for made in plan.steps:  # nothing half-installed: what this run made goes with a failed install
-            if made.creates and runs.get(made.id, StepRun("", "")).status == "ran" and made.id != "uv":
-                shutil.rmtree(made.creates, ignore_errors=True)
+            if made.id in fresh and runs.get(made.id, StepRun("", "")).status == "ran":
+                system.remove_tree(made.creates)
                 reporter.line(f"removed {made.creates}, made by this run")
         step = next(s for s in plan.steps if s.id == failed.id)
         raise StepError(f"step {step.id!r} failed: {step.title}", details=failed.output_tail)

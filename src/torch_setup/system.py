@@ -99,6 +99,9 @@ class System:
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    def remove_tree(self, path: str) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
     def write_text(self, path: str, text: str) -> bool:
         """Best effort (a cache): False when it cannot be written."""
         try:
@@ -202,6 +205,11 @@ class FakeSystem(System):
         self.files[path] = text
         return True
 
+    def remove_tree(self, path):
+        self.calls.append(f"remove_tree {path}")
+        for f in [f for f in self.files if f == path or f.startswith(path.rstrip("/") + "/")]:
+            del self.files[f]
+
     def exists(self, path):
         return path in self.files or any(f.startswith(path.rstrip("/") + "/") for f in self.files)
 
@@ -266,8 +274,10 @@ class RecordingSystem(System):
         return res
 
     def read_text(self, path):
+        if path.endswith("compiler-check.json"):
+            return None  # a cache, not a fact of the host: the capture must see the build test itself
         text = super().read_text(path)
-        if text is not None and not path.endswith("compiler-check.json"):  # a cache, not a fact of the host
+        if text is not None:
             self.record["files"][path] = text
         return text
 
@@ -294,6 +304,11 @@ class RecordingSystem(System):
         if value is not None:
             self.record["mtimes"][path] = value
         return value
+
+    def now(self):
+        if "clock" not in self.record:  # replays must see the time the facts were computed with
+            self.record["clock"] = super().now()
+        return self.record["clock"]
 
     def fixture(self) -> dict:
         env = {k: dict.get(self.env, k) for k in sorted(self.seen_env) if dict.get(self.env, k) is not None}

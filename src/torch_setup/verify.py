@@ -40,7 +40,7 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
         except ValueError:
             continue
     output = stdout + stderr
-    lines = [ln.strip() for ln in output.splitlines()
+    lines = [ln.strip() for ln in stderr.splitlines()
              if ("error" in ln.lower() and (".cpp:" in ln or ".c:" in ln or "fatal" in ln.lower()))
              or "InvalidCxxCompiler" in ln]
     if not isinstance(data, dict):

@@ -40,7 +40,7 @@ def parse_version(text: str) -> Tuple[Optional[str], Optional[str]]:
     if "clang" in first.lower():
         m = re.search(r"clang version (\d+(?:\.\d+)+)", text)
         return "clang", m and m.group(1)
-    if re.search(r"\b(g\+\+|gcc|c\+\+)\b", first) or "Free Software Foundation" in text:
+    if re.search(r"(?:^|[\s/-])(g\+\+|gcc|c\+\+)(?=$|[\s(-])", first) or "Free Software Foundation" in text:
         # "g++ (Debian 14.2.0-19) 14.2.0", "g++ (GCC) 11.5.0 20240719 (Red Hat 11.5.0-5)"
         m = re.search(r"\)\s+(\d+(?:\.\d+)+)", first) or re.search(r"(\d+\.\d+(?:\.\d+)?)", first)
         return "gcc", m and m.group(1)

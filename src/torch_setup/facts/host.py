@@ -106,4 +106,5 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         uv=system.which("uv") or uvtool.cached(system.env.get("HOME", ""), system),
         apt_lists_age_s=(system.now() - lists) if (lists is not None and pm == "apt") else None,
         ca_bundle=any(system.exists(p) for p in CA_BUNDLES),
+        home=system.env.get("HOME"),
     ), pm

@@ -40,6 +40,7 @@ class HostFacts:
     uv: Optional[str] = None  # path of uv on PATH
     apt_lists_age_s: Optional[float] = None  # age of apt's package lists; None: none
     ca_bundle: bool = True  # a system CA bundle exists (pip in a distro venv uses it)
+    home: Optional[str] = None  # $HOME: where ~/.venvs/torch and the uv cache go
 
 
 @dataclass

@@ -104,7 +104,7 @@ def python_source(raw: dict, env: Mapping[str, str], em_text: Optional[str]) -> 
     where = f"{base}/ {real}"
     if raw.get("conda_meta") or "conda-forge" in raw.get("version_string", ""):
         return "conda"
-    if "/uv/python/" in where or (em_text and "uv" in em_text.lower() and "uv python" in em_text.lower()):
+    if "/uv/python/" in where or (em_text and "managed by uv" in em_text.lower()):
         return "uv"
     pyenv_root = env.get("PYENV_ROOT", "").rstrip("/")
     if "/.pyenv/versions/" in where or (pyenv_root and where.startswith(pyenv_root + "/versions/")):

@@ -1,0 +1,501 @@
+"""Provide what the box lacks before the plan proper: a Python of the asked version, a compiler new enough.
+
+Pure functions of facts and recipes, like `plan.make_plan`. Each returns steps (argv commands) and the facts as
+they will be once those steps ran, so the rest of the plan is `make_plan` of those facts:
+
+    prep = prepare(facts, recipes, minor="3.13")       # refusals, python_steps, compiler_steps
+    choice = choose_torch(..., prep.facts, ...)         # the target's wheel tags are the provided Python's
+    plan = compose(prep, make_plan(prep.facts, recipes, options, choice, uv))
+
+or, without a torch choice, `plan_for(facts, recipes, options, minor="3.13")`. `facts` there is what `detect`
+says about the box: its default interpreter (or `python.found = False` where `--python 3.13` found none).
+
+Python providers (`--python-from`):
+
+- system: the platform's package manager, where the recipe lists the version in `pythons`, after enabling the
+  recipe's `repos` for it (EPEL + CRB on RHEL 9/10, the deadsnakes PPA on an Ubuntu LTS). One install brings the
+  interpreter, its headers, venv support, the compiler and CA certificates: the command reference/platforms.md §3
+  gives for that platform.
+- uv: `uv python install X.Y` (python-build-standalone: headers included, nothing to build), then `uv venv` at
+  the plan's venv path, so the interpreter's path is known before its patch release is.
+- pyenv: pyenv's suggested build environment (§7) and `pyenv install --skip-existing X.Y`, then a venv from it.
+- conda: a new environment with `python=X.Y` (and conda-forge's compiler where the box has none), as the user.
+
+The default (`default_provider`): the source of the box's active Python when it is one of these (a conda env, a
+pyenv version, a uv-managed or Homebrew Python: keep to it), else the package manager where the platform packages
+the version, else uv.
+
+Getting uv where there is none. `pip install --user uv` fails on PEP 668 boxes (Debian 12+, Ubuntu 23.04+, Arch,
+Tumbleweed, Homebrew) and `--break-system-packages` is not ours to pass; uv's `curl ... | sh` installer needs curl
+(absent from minimal images) and GitHub, which mirrors and air-gapped sites block, while the index pip is
+configured with is what a box that installs torch reaches anyway. So, in this order: the uv wheel the pipeline
+resolved from the user's indexes or PyPI (`uvtool.UvWheel`: a stdlib script checks its sha256 and unpacks the
+static binary; no pip, no venv module), else the platform's own uv package (Homebrew), else uv from PyPI in a
+small venv of its own (~/.local/share/torch-setup/uv) made by the box's python3 (on Debian/Ubuntu after
+`python3-venv`, which holds ensurepip) -- "into an isolated environment", as uv's installation docs advise for
+PyPI installs. The last one serves `plan --facts` and sites whose index the pipeline could not ask.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from torch_setup import plan as planning
+from torch_setup import refuse
+from torch_setup.errors import UnsupportedError
+from torch_setup.facts.model import CompilerFacts, Facts, PythonFacts, TorchFacts
+from torch_setup.recipes import ADVISED_COMPILER, PYTHON, Manager, Platform, Recipes, fill
+
+PROVIDERS = ("system", "uv", "pyenv", "conda")
+UV_TOOL_VENV = "~/.local/share/torch-setup/uv"  # the venv that carries uv when nothing better is at hand
+PYENV_ROOT = "~/.pyenv"  # pyenv's default root, where a fresh checkout goes
+PYENV_GIT = "https://github.com/pyenv/pyenv.git"
+CONDA_ENV = "~/.conda/envs/torch-py{nodot}"  # in conda's default user envs_dirs: `conda activate torch-py313` works
+MINOR = re.compile(r"^3\.\d+t?$")
+Checks = Dict[str, Tuple[Tuple[str, ...], ...]]
+
+
+@dataclass(frozen=True)
+class Provision:
+    """Steps that provide a Python, and what the plan continues with."""
+    steps: Tuple[planning.Step, ...]
+    python: str  # the interpreter the rest of the plan (and the verification) uses
+    provider: str  # system, uv, pyenv, conda; "" when the asked Python is there already
+    facts: Facts  # the facts once the steps ran: give these to make_plan
+    checks: Checks = field(default_factory=dict)  # step id -> argvs that all exit 0 when it is done already
+    env: Dict[str, str] = field(default_factory=dict)  # CXX/CC/OMP_PREFIX for the verification and the user
+
+
+@dataclass(frozen=True)
+class CompilerFix:
+    """A compiler step, and the environment (CXX, CC) Inductor and Triton must run with afterwards."""
+    step: planning.Step
+    env: Dict[str, str]
+    facts: Facts  # the facts once the step ran (compiler.cxx = env CXX, toolchain_ok)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What comes before make_plan: provisioning steps, in order, and the facts make_plan is to see."""
+    steps: Tuple[planning.Step, ...]
+    facts: Facts
+    provider: str = ""
+    env: Dict[str, str] = field(default_factory=dict)
+    checks: Checks = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------- entry points
+
+def prepare(facts: Facts, recipes: Recipes, *, minor: Optional[str] = None, provider: Optional[str] = None,
+            venv: str = planning.DEFAULT_VENV, conda: Optional[str] = None, pyenv: Optional[str] = None,
+            uv=None) -> Prepared:
+    """Refuse what cannot work, provide the Python `minor` when the box lacks it, and fix a compiler too old.
+    `minor` None: keep facts.python. `uv`: a uvtool.UvWheel to fetch when the box has no uv."""
+    box_only = replace(facts, python=PythonFacts(found=False, spec=facts.python.spec))
+    refuse.check(box_only, recipes)  # musl, old glibc, Intel or old macOS: before anything about Pythons
+    steps: List[planning.Step] = []
+    env: Dict[str, str] = {}
+    checks: Checks = {}
+    chosen = ""
+    if minor and not _is(facts.python, minor):
+        prov = python_steps(facts, recipes, minor, provider, venv=venv, conda=conda, pyenv=pyenv, uv=uv)
+        steps += prov.steps
+        facts, env, checks, chosen = prov.facts, dict(prov.env), dict(prov.checks), prov.provider
+    refuse.check(facts, recipes)  # the target Python: too new, free-threaded outside torch's support, ...
+    fix = compiler_steps(facts, recipes, conda=conda)
+    if fix:
+        steps.append(fix.step)
+        facts = fix.facts
+        env.update(fix.env)
+    return Prepared(tuple(_chain(steps)), facts, chosen, env, checks)
+
+
+def compose(prepared: Prepared, plan: planning.Plan) -> planning.Plan:
+    """The provisioning steps, then the plan's, which wait for them (the runner starts a step with no `after`
+    at once); the environment to set goes into the notes."""
+    steps = list(prepared.steps)
+    last = (steps[-1].id,) if steps else ()
+    steps += [s if s.after or not last else replace(s, after=last) for s in plan.steps]
+    notes = list(plan.notes)
+    if prepared.env:
+        notes.append("torch.compile here needs " + _show(prepared.env) + ": the verification sets it; set it for "
+                     "your own runs too (export " + _show(prepared.env) + ")")
+    return replace(plan, steps=tuple(steps), notes=tuple(notes))
+
+
+def plan_for(facts: Facts, recipes: Recipes, options: planning.Options = planning.Options(), *,
+             minor: Optional[str] = None, provider: Optional[str] = None, conda: Optional[str] = None,
+             pyenv: Optional[str] = None, choice=None, uv=None) -> planning.Plan:
+    """prepare + make_plan + compose: the whole plan, as `plan --python 3.13 --python-from ...` prints it."""
+    prep = prepare(facts, recipes, minor=minor, provider=provider, venv=options.venv, conda=conda, pyenv=pyenv,
+                   uv=uv)
+    return compose(prep, planning.make_plan(prep.facts, recipes, options, choice, uv))
+
+
+# ------------------------------------------------------------------------------------------------------- pythons
+
+def default_provider(facts: Facts, recipes: Recipes, minor: str) -> str:
+    py = facts.python
+    if py.found and py.source in ("conda", "pyenv", "uv"):
+        return py.source
+    platform = recipes.os_platform_for_facts(facts)
+    if py.found and py.source == "homebrew" and platform and platform.manager == "brew":
+        return "system"
+    if platform and platform.packages_python(minor) and not minor.endswith("t"):
+        return "system"
+    return "uv"
+
+
+def python_steps(facts: Facts, recipes: Recipes, minor: str, provider: Optional[str] = None, *,
+                 venv: str = planning.DEFAULT_VENV, conda: Optional[str] = None, pyenv: Optional[str] = None,
+                 uv=None) -> Provision:
+    """Steps that give the box a Python `minor` ("3.13", "3.13t"), from `provider` (None: default_provider).
+
+    `facts.python` is the box's default interpreter, or not found: it only tells the active source and runs the
+    small scripts that bring uv. `venv`: where the venv goes (uv, pyenv); `conda`/`pyenv`: those tools' paths
+    when they are on PATH; `uv`: a uvtool.UvWheel to fetch when the box has no uv.
+    """
+    if not MINOR.match(minor):
+        raise UnsupportedError(f"--python {minor}: expected a version such as 3.13", hint="--python 3.13")
+    free_threaded = minor.endswith("t")
+    base = minor.rstrip("t")
+    row = recipes.torch_for(base, free_threaded)
+    if row is None:
+        known = sorted({t.python for t in recipes.torch_python if not t.free_threaded},
+                       key=lambda v: tuple(int(x) for x in v.split(".")))
+        raise UnsupportedError(f"no torch release supports torch.compile on Python {minor}",
+                               hint=f"ask for a Python from {known[0]} to {known[-1]} (--python {known[-1]})")
+    py = facts.python
+    if _is(py, minor):
+        return Provision((), py.executable or "", "", facts)
+    provider = provider or default_provider(facts, recipes, minor)
+    if provider not in PROVIDERS:
+        raise UnsupportedError(f"--python-from {provider}: unknown provider", hint="one of " + ", ".join(PROVIDERS))
+    if free_threaded and provider != "uv":
+        raise UnsupportedError(f"--python-from {provider} cannot provide the free-threaded Python {minor}",
+                               hint=f"--python-from uv (uv python install {minor})")
+    version = row.min_python or base  # the newest build of that line, at least the floor torch needs
+    if provider == "system":
+        return _system(facts, recipes, base, version)
+    if provider == "uv":
+        return _uv(facts, recipes, minor, version, os.path.expanduser(venv), uv)
+    if provider == "pyenv":
+        return _pyenv(facts, recipes, base, version, os.path.expanduser(venv), pyenv)
+    return _conda(facts, recipes, base, version, conda)
+
+
+def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provision:
+    platform = recipes.os_platform_for_facts(facts)
+    where = f"{facts.os.name or facts.os.id} {facts.os.version}".strip()
+    if not platform or not platform.packages_python(minor):
+        raise UnsupportedError(
+            f"{where} does not package Python {minor}" + (f" (recipe {platform.id})" if platform else ""),
+            hint="--python-from uv (a uv-managed Python, headers included), pyenv or conda")
+    manager = recipes.managers[platform.manager]
+    values = _values(facts)
+    steps: List[planning.Step] = []
+    checks: Checks = {}
+    repos = [recipes.repos[r] for r in platform.repos_for(minor)]
+    refreshed = False
+    prereq: Tuple[str, ...] = ()
+    if repos:
+        commands: List[planning.Command] = []
+        prereq = _unique(fill(p, minor=minor, **values) for r in repos for p in r.packages)
+        if prereq:
+            commands += _install(facts, manager, prereq)
+            refreshed = _stale(facts, manager)
+        for r in repos:
+            commands += [_as(facts, manager, tuple(fill(a, minor=minor, **values) for a in argv))
+                         for argv in r.commands]
+        if any(r.refresh for r in repos) and manager.refresh:
+            commands.append(_as(facts, manager, manager.refresh))
+            refreshed = True
+        steps.append(planning.Step(
+            "python-repos", "Repositories: " + ", ".join(r.title for r in repos), "todo", tuple(commands),
+            manager.root, f"Python {minor} comes from " + ", ".join(r.id for r in repos) + f" on {where}"))
+        checks["python-repos"] = tuple(tuple(fill(a, minor=minor, **values) for a in r.check) for r in repos)
+    ca = platform.packages_for("ca", minor, **values)
+    ca_done = bool(repos) and set(ca) <= set(prereq)  # the repositories' prerequisites brought them
+    needs = [PYTHON, "headers", "venv"] + (["cxx"] if _needs_cxx(facts, recipes) else []) + \
+        (["ca"] if not facts.host.ca_bundle and not ca_done else [])
+    packages = _unique(p for need in needs for p in platform.packages_for(need, minor, **values))
+    steps.append(planning.Step(
+        "python-packages", "System packages: " + " ".join(packages), "todo",
+        tuple(_install(facts, manager, packages, refreshed=refreshed)), manager.root,
+        f"no Python {minor} on the box; {platform.id} packages it"))
+    em = next((r.externally_managed for r in repos if r.externally_managed is not None), platform.externally_managed)
+    exe = fill(platform.python_executable, minor=minor, **values)
+    source = "homebrew" if manager.name == "brew" else "system"
+    prefix = "/usr" if source == "system" else os.path.dirname(os.path.dirname(exe))
+    after = _after(facts, PythonFacts(
+        found=True, spec=minor, executable=exe, version=version, implementation="cpython", prefix=prefix,
+        base_prefix=prefix, source=source, include_dir=fill(platform.python_include, minor=minor, **values),
+        has_headers=True, externally_managed=em, venv_ok=True), cxx="cxx" in needs, ca="ca" in needs or ca_done)
+    if manager.name == "apt":
+        after.host = replace(after.host, apt_lists_age_s=0.0)  # refreshed by these steps, or fresh already
+    return Provision(tuple(steps), exe, "system", after, checks)
+
+
+def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, wheel) -> Provision:
+    platform = recipes.os_platform_for_facts(facts)
+    steps: List[planning.Step] = []
+    uv = facts.host.uv
+    py = facts.python
+    maker = py.executable if py.found and py.executable else "python3"
+    extra: Sequence[str] = ()
+    if not uv and not wheel and platform and platform.uv_packages:
+        extra, uv = platform.uv_packages, "uv"  # on PATH once the package is in
+    elif not uv and not wheel and platform and not (py.found and py.venv_ok):
+        extra = platform.uv_bootstrap
+    system, fixed = _system_packages(facts, recipes, platform, minor, extra,
+                                     why="uv's Python brings its own headers; the compiler and CA certificates "
+                                         "come from the system")
+    if system:
+        steps.append(system)
+    if not uv and wheel:
+        uv = wheel.dest(os.path.expanduser("~"))
+        from torch_setup.uvtool import FETCH_SCRIPT
+
+        steps.append(planning.Step(
+            "uv", f"uv {wheel.version} (one static binary)", "todo",
+            (planning.Command((maker, "-c", FETCH_SCRIPT, wheel.url, wheel.sha256, uv)),), False,
+            "no uv here: it installs Python 3 builds with headers, and torch faster than pip"))
+    elif not uv:
+        tool = os.path.expanduser(UV_TOOL_VENV)
+        uv = os.path.join(tool, "bin", "uv")
+        steps.append(planning.Step(
+            "uv", f"uv (from the package index, in its own venv {tool})", "todo",
+            (planning.Command((maker, "-m", "venv", tool)),
+             planning.Command((os.path.join(tool, "bin", "python"), "-m", "pip", "install", "uv"))), False,
+            "no uv here, and pip may not install into an externally managed Python: uv gets a venv of its own"))
+    steps.append(planning.Step(
+        "python", f"Python {minor} (uv-managed) in the venv {venv}", "todo",
+        (planning.Command((uv, "python", "install", minor)),
+         planning.Command((uv, "venv", "--seed", "--allow-existing", "--python", minor, venv))), False,
+        f"no Python {minor} on the box: a uv-managed one (python-build-standalone, headers included)",
+        creates=venv))
+    after = _after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed)
+    after.host = replace(after.host, uv=uv)
+    return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "uv", after)
+
+
+def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, pyenv: Optional[str]) -> Provision:
+    platform = recipes.os_platform_for_facts(facts)
+    if not platform:
+        raise UnsupportedError(
+            f"no recipe for {facts.os.name or facts.os.id} {facts.os.version}: pyenv's build environment is unknown",
+            hint="install pyenv's suggested build environment yourself, or --python-from uv")
+    steps: List[planning.Step] = []
+    extra = list(platform.pyenv_build)
+    if not pyenv and platform.pyenv_packages:
+        extra += platform.pyenv_packages
+        pyenv = "pyenv"
+    system, fixed = _system_packages(facts, recipes, platform, minor, extra,
+                                     why="pyenv builds CPython from source: its suggested build environment")
+    if system:
+        steps.append(system)
+    if not pyenv:
+        root = os.path.expanduser(PYENV_ROOT)
+        pyenv = os.path.join(root, "bin", "pyenv")
+        steps.append(planning.Step("pyenv", f"pyenv (a checkout in {root})", "todo",
+                                   (planning.Command(("git", "clone", "--depth", "1", PYENV_GIT, root)),), False,
+                                   "no pyenv here: pyenv's documented basic GitHub checkout"))
+    # The patch release is pyenv's to pick (the newest 3.13.x): the venv comes from whichever it built.
+    make_venv = 'exec "$("$0" root)/versions/$("$0" latest "$1")/bin/python$1" -m venv "$2"'
+    steps.append(planning.Step(
+        "python", f"Python {minor} (pyenv) and the venv {venv}", "todo",
+        (planning.Command((pyenv, "install", "--skip-existing", minor)),
+         planning.Command(("sh", "-c", make_venv, pyenv, minor, venv))), False,
+        f"no Python {minor} on the box: pyenv builds the newest {minor}.x (a few minutes)", creates=venv))
+    after = _after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed)
+    return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "pyenv", after)
+
+
+def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Optional[str]) -> Provision:
+    if not conda:
+        raise UnsupportedError("--python-from conda: no conda, mamba or micromamba on PATH",
+                               hint="install Miniforge (https://conda-forge.org/download/), or --python-from uv")
+    cplat = recipes.source_platform("conda", arch=facts.arch or None, system=facts.os.system or None)
+    if not cplat:
+        raise UnsupportedError(f"no conda recipe for {facts.os.system} {facts.arch}",
+                               hint="add one with --recipes DIR (see recipes/conda.toml), or --python-from uv")
+    manager = _env_manager(recipes, cplat, conda)
+    prefix = os.path.expanduser(fill(CONDA_ENV, minor=minor))
+    values = dict(_values(facts), prefix=prefix)
+    cxx = not facts.compiler.toolchain_ok
+    packages = _unique(list(cplat.packages_for(PYTHON, minor, **values))
+                       + (list(cplat.packages_for("cxx", minor, **values)) if cxx else []))
+    env = {k: fill(v, minor=minor, **values) for k, v in cplat.cxx_env.items()} if cxx else {}
+    step = planning.Step("python", f"conda environment {prefix}: " + " ".join(packages), "todo",
+                         (planning.Command(manager.create_argv(packages, minor=minor, **values), dict(manager.env)),),
+                         False, f"no Python {minor} on the box: a conda-forge one in its own environment",
+                         creates=prefix)
+    exe = fill(cplat.python_executable, minor=minor, **values)
+    after = _after(facts, PythonFacts(
+        found=True, spec=minor, executable=exe, version=version, implementation="cpython", prefix=prefix,
+        base_prefix=prefix, source="conda", include_dir=fill(cplat.python_include, minor=minor, **values),
+        has_headers=True, externally_managed=False, venv_ok=True), cxx=cxx, ca=False, cxx_env=env)
+    return Provision((step,), exe, "conda", after, {}, env)
+
+
+# ------------------------------------------------------------------------------------------------------ compiler
+
+def gcc_major(compiler: CompilerFacts) -> Optional[int]:
+    if compiler.family not in ("gcc", None) or not compiler.version:
+        return None
+    m = re.match(r"(\d+)", compiler.version)
+    return int(m.group(1)) if m else None
+
+
+def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = None) -> Optional[CompilerFix]:
+    """A compiler step where the platform's plain `packages.cxx` is not the fix: a gcc too old for Inductor's
+    C++20 (the one found, or the one packages.cxx would install: RHEL 8's gcc 8, Leap 15's gcc 7) gets the
+    platform's `cxx_upgrade`; a conda Python gets conda-forge's compiler in its own environment (when `conda`,
+    the path of conda/mamba/micromamba, is known). None when the compiler works or packages.cxx is the fix."""
+    c = facts.compiler
+    if c.toolchain_ok:
+        return None
+    py = facts.python
+    if py.found and py.source == "conda" and conda:
+        cplat = recipes.source_platform("conda", arch=facts.arch or None, system=facts.os.system or None)
+        if cplat:
+            prefix = py.base_prefix or py.prefix or ""
+            values = dict(_values(facts), prefix=prefix)
+            manager = _env_manager(recipes, cplat, conda)
+            packages = cplat.packages_for("cxx", py.minor or "", **values)
+            env = {k: fill(v, **values) for k, v in cplat.cxx_env.items()}
+            step = planning.Step(
+                "compiler", f"C++ compiler in the conda environment {prefix}: " + " ".join(packages), "todo",
+                (planning.Command(manager.install_argv(packages, **values), dict(manager.env)),), False,
+                "a conda Python gets conda-forge's compiler in its own environment, as the user"
+                + (f"; then {_show(env)}" if env else ""))
+            return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
+    platform = recipes.os_platform_for_facts(facts)
+    if not platform or not platform.cxx_upgrade:
+        return None
+    major = gcc_major(c)
+    if major is not None:
+        if major >= platform.compiler_min:
+            return None
+        why = (f"g++ {c.version} cannot build Inductor's C++20 (gcc >= {platform.compiler_min} does; "
+               f"{ADVISED_COMPILER} is advised)")
+    elif not c.path and platform.compiler_default is not None and platform.compiler_default < platform.compiler_min:
+        why = (f"no C++ compiler, and {platform.id}'s own g++ is gcc {platform.compiler_default}, too old for "
+               f"Inductor's C++20 (gcc >= {platform.compiler_min})")
+    else:
+        return None
+    upgrade = platform.cxx_upgrade
+    manager = recipes.managers[platform.manager]
+    values = _values(facts)
+    packages = tuple(fill(p, minor=py.minor or "", **values) for p in upgrade.packages)
+    env = {k: fill(v, minor=py.minor or "", **values) for k, v in upgrade.env.items()}
+    step = planning.Step("compiler", f"C++ compiler: {' '.join(packages)} ({_show(env)})", "todo",
+                         tuple(_install(facts, manager, packages)), manager.root, why + f"; then {_show(env)}")
+    return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
+
+
+# ------------------------------------------------------------------------------------------------------- helpers
+
+def _is(py: PythonFacts, minor: str) -> bool:
+    return py.found and py.minor == minor.rstrip("t") and py.free_threaded == minor.endswith("t")
+
+
+def _needs_cxx(facts: Facts, recipes: Recipes) -> bool:
+    """The plain packages.cxx are wanted: no working compiler, and no compiler_steps fix instead."""
+    return not facts.compiler.toolchain_ok and not compiler_steps(facts, recipes)
+
+
+def _values(facts: Facts) -> Dict[str, str]:
+    return {"arch": facts.arch or "", "major": (facts.os.version or "").split(".")[0]}
+
+
+def _unique(items) -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def _show(env: Dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
+def _chain(steps: Sequence[planning.Step]) -> List[planning.Step]:
+    """One after the other: package managers hold a lock, and each step needs what the one before made."""
+    out: List[planning.Step] = []
+    for s in steps:
+        out.append(replace(s, after=(out[-1].id,)) if out and not s.after else s)
+    return out
+
+
+def _as(facts: Facts, manager: Manager, argv: Tuple[str, ...]) -> planning.Command:
+    """A command of this manager: as root (sudo where needed) unless the manager runs as the user."""
+    if manager.root:
+        return planning._root(argv, dict(manager.env), facts)
+    return planning.Command(argv, dict(manager.env))
+
+
+def _stale(facts: Facts, manager: Manager) -> bool:
+    """Does the manager's refresh run before an install? As make_plan decides it: apt by the lists' age."""
+    age = facts.host.apt_lists_age_s if manager.name == "apt" else None
+    return bool(manager.refresh) and (manager.refresh_max_age_s is None or age is None
+                                      or age > manager.refresh_max_age_s)
+
+
+def _install(facts: Facts, manager: Manager, packages: Sequence[str], refreshed: bool = False) -> List[planning.Command]:
+    """The manager's refresh when its lists are stale (and no earlier step refreshed them), then its install."""
+    commands = []
+    if _stale(facts, manager) and not refreshed:
+        commands.append(_as(facts, manager, manager.refresh))
+    commands.append(_as(facts, manager, manager.install_argv(packages)))
+    return commands
+
+
+def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform], minor: str,
+                     extra: Sequence[str], why: str) -> Tuple[Optional[planning.Step], List[str]]:
+    """The system packages a Python from elsewhere still needs: the compiler (unless compiler_steps fixes it),
+    CA certificates, and `extra` (uv's bootstrap, pyenv's build environment). Also: which needs it fixes."""
+    if not platform:
+        return None, []
+    manager = recipes.managers[platform.manager]
+    values = _values(facts)
+    needs = (["cxx"] if _needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else [])
+    packages = _unique([fill(p, minor=minor, **values) for p in extra]
+                       + [p for need in needs for p in platform.packages_for(need, minor, **values)])
+    if not packages:
+        return None, []
+    return planning.Step("python-packages", "System packages: " + " ".join(packages), "todo",
+                         tuple(_install(facts, manager, packages)), manager.root, why), needs
+
+
+def _venv_python(minor: str, version: str, venv: str, source: str) -> PythonFacts:
+    return PythonFacts(found=True, spec=minor, executable=os.path.join(venv, "bin", "python"), version=version,
+                       implementation="cpython", free_threaded=minor.endswith("t"), prefix=venv, in_venv=True,
+                       source=source, include_dir=None, has_headers=True, externally_managed=False, venv_ok=True)
+
+
+def _after(facts: Facts, python: PythonFacts, cxx: bool, ca: bool, cxx_env: Optional[Dict[str, str]] = None,
+           keep_torch: bool = False) -> Facts:
+    """The facts once the steps ran: this Python (no torch in a new one), a working compiler / CA bundle where
+    they were installed."""
+    compiler = facts.compiler
+    if cxx:
+        env = cxx_env or {}
+        compiler = replace(compiler, cxx=env.get("CXX", compiler.cxx), path=env.get("CXX", compiler.path),
+                           family=compiler.family if "CXX" not in env else "gcc", version=None if "CXX" in env
+                           else compiler.version, toolchain_ok=True, ok=python.has_headers, error=None,
+                           cc=env.get("CC", compiler.cc))
+    host = replace(facts.host, ca_bundle=facts.host.ca_bundle or ca)
+    return replace(facts, python=python, compiler=compiler, host=host,
+                   torch=facts.torch if keep_torch else TorchFacts())
+
+
+def _env_manager(recipes: Recipes, platform: Platform, path: str) -> Manager:
+    """conda, mamba or micromamba by the binary's name; argv[0] becomes the path found on PATH."""
+    name = os.path.basename(path)
+    manager = next((m for m in recipes.managers.values() if m.kind == "env" and m.binary == name),
+                   recipes.managers[platform.manager])
+
+    def swap(argv: Tuple[str, ...]) -> Tuple[str, ...]:
+        return (path,) + tuple(argv[1:]) if argv else argv
+
+    return replace(manager, install=swap(manager.install), create=swap(manager.create))

@@ -1,0 +1,83 @@
+"""Shared helpers for the unit tests: captured fixtures, the built-in recipes, facts of captured hosts."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from torch_setup import recipes as recipes_mod
+from torch_setup.facts.model import Facts
+from torch_setup.system import FakeSystem
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+HOSTS = FIXTURES / "hosts"
+HOST_NAMES = sorted(p.stem for p in HOSTS.glob("*.json"))
+
+
+# The keys `detect --json` must carry (issue #2, "Facts"), dotted = nested.
+REQUIRED_KEYS = [
+    "os.id", "os.version", "arch", "libc.name", "libc.version", "package_manager", "python.executable",
+    "python.version", "python.source", "python.include_dir", "python.has_headers", "python.externally_managed",
+    "python.in_venv", "compiler.cxx", "compiler.version", "compiler.ok", "accelerator.kind",
+    "accelerator.driver_version", "torch.version",
+]
+
+
+def dotted(data: dict, key: str):
+    for part in key.split("."):
+        assert isinstance(data, dict) and part in data, f"missing key {key}"
+        data = data[part]
+    return data
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs torch.compile for real on this host (about 30 s)")
+
+
+def fixture_text(*parts: str) -> str:
+    """A captured text fixture without its leading '# source: ...' line."""
+    text = FIXTURES.joinpath(*parts).read_text()
+    first, sep, rest = text.partition("\n")
+    assert first.startswith("# source:"), f"{'/'.join(parts)} must start with a '# source:' line"
+    return rest
+
+
+def load_host(name: str) -> dict:
+    return json.loads((HOSTS / f"{name}.json").read_text())
+
+
+def host_facts_dict(name: str) -> dict:
+    return copy.deepcopy(load_host(name)["facts"])
+
+
+def host_facts(name: str) -> Facts:
+    return Facts.from_dict(host_facts_dict(name))
+
+
+def host_system(name: str) -> FakeSystem:
+    return FakeSystem.from_dict(copy.deepcopy(load_host(name)["host"]))
+
+
+def probe_output(name: str) -> str:
+    """What the Python probe printed on a captured host."""
+    commands = load_host(name)["host"]["commands"]
+    return next(v["stdout"] for k, v in commands.items() if "<script: " in k)
+
+
+@pytest.fixture(scope="session")
+def builtin_recipes() -> recipes_mod.Recipes:
+    return recipes_mod.load()
+
+
+DEBIAN_FAMILY = {"debian", "ubuntu"}
+
+
+def debian_only(recipes: recipes_mod.Recipes) -> recipes_mod.Recipes:
+    """The recipes with only the Debian and Ubuntu platforms (what issue #2 ships): tests of 'an OS with no
+    recipe' stay true while other platforms are added as data."""
+    keep = tuple(p for p in recipes.platforms if p.os and set(p.os) <= DEBIAN_FAMILY)
+    return dataclasses.replace(recipes, platforms=keep)
+

@@ -1,0 +1,164 @@
+"""Recipes: the built-in ones load and say what the issue needs; a malformed one is an error naming the file and
+the entry; a user's directory comes first."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import DEBIAN_FAMILY, FIXTURES, debian_only
+from torch_setup import pipeline
+from torch_setup import recipes as recipes_mod
+from torch_setup.errors import ExitCode, RecipeError
+from torch_setup.facts.host import parse_os_release
+
+BAD = FIXTURES / "recipes-bad"
+USER = FIXTURES / "recipes-user"
+
+
+def test_builtin_recipes_load(builtin_recipes):
+    r = builtin_recipes
+    ids = [p.id for p in r.platforms]
+    for pid in ("debian-12", "debian-13", "debian-testing", "ubuntu", "debian-family"):
+        assert pid in ids
+    # specific entries before the catch-alls that would shadow them
+    assert ids.index("debian-13") < ids.index("debian-family") and ids.index("debian-testing") < ids.index(
+        "debian-family")
+    apt = r.managers["apt"]
+    assert apt.binary == "apt-get"
+    assert "{packages}" in apt.install and "--no-install-recommends" in apt.install and "-y" in apt.install
+    assert "DPkg::Lock::Timeout=600" in apt.install  # wait for the dpkg lock rather than fail
+    assert apt.env == {"DEBIAN_FRONTEND": "noninteractive"}
+    assert ("apt", "apt-get") in r.manager_binaries()
+    for p in debian_only(r).platforms:
+        assert set(p.packages) == set(recipes_mod.NEEDS), p.id  # headers, venv, cxx, ca for every Debian entry
+        assert p.manager == "apt" and p.source and p.origin.endswith("debian.toml")
+
+
+def test_builtin_torch_rows(builtin_recipes):
+    rows = {(t.python, t.free_threaded): t for t in builtin_recipes.torch_python}
+    assert rows[("3.13", False)].min_torch == "2.6"
+    ft = rows[("3.13", True)]
+    assert (ft.min_torch, ft.max_torch, ft.min_python) == ("2.6", "2.11", "3.13.3")
+    assert builtin_recipes.torch_for("3.8", False) is None
+    assert builtin_recipes.torch_for("3.15", False) is None
+
+
+@pytest.mark.parametrize("os_file,want", [
+    ("debian-12.txt", "debian-12"),
+    ("debian-13.txt", "debian-13"),
+    ("debian-testing.txt", "debian-testing"),
+    ("debian-sid.txt", "debian-testing"),
+    ("ubuntu-22.04.txt", "ubuntu"),
+    ("ubuntu-24.04.txt", "ubuntu"),
+    ("ubuntu-25.10.txt", "ubuntu"),
+    ("ubuntu-26.04.txt", "ubuntu"),
+])
+def test_platform_for_debian_and_ubuntu(builtin_recipes, os_file, want):
+    os_ = parse_os_release((FIXTURES / "os-release" / os_file).read_text())
+    found = builtin_recipes.platform_for(os_.id, os_.like, os_.version)
+    assert found.id == want or (want == "ubuntu" and found.id.startswith("ubuntu"))
+    assert found.manager == "apt" and os_.id in found.os
+
+
+@pytest.mark.parametrize("os_file", ["fedora-42.txt", "rhel-9.txt", "rocky-9.txt", "almalinux-10.txt",
+                                     "amzn-2023.txt", "opensuse-leap-15.6.txt", "alpine-3.22.txt", "arch.txt"])
+def test_no_debian_recipe_for_other_systems(builtin_recipes, os_file):
+    os_ = parse_os_release((FIXTURES / "os-release" / os_file).read_text())
+    found = builtin_recipes.platform_for(os_.id, os_.like, os_.version)
+    assert found is None or not set(found.os) & DEBIAN_FAMILY
+    assert debian_only(builtin_recipes).platform_for(os_.id, os_.like, os_.version) is None
+
+
+def test_a_debian_derivative_gets_the_family_entry(builtin_recipes):
+    # Kali: ID=kali, ID_LIKE=debian, VERSION_ID="2024.4"
+    assert builtin_recipes.platform_for("kali", ["debian"], "2024.4").id == "debian-family"
+    # Pop!_OS: ID_LIKE="ubuntu debian"
+    assert builtin_recipes.platform_for("pop", ["ubuntu", "debian"], "22.04").id.startswith("ubuntu")
+
+
+# (fixture dir, words the message must hold: the file and the entry)
+BAD_CASES = {
+    "bad-toml": ["fedora.toml", "not valid TOML"],
+    "unknown-key": ["fedora.toml", "platform #1 (fedora)", "pkgs"],
+    "missing-source": ["fedora.toml", "platform #1 (fedora)", "'source'"],
+    "unknown-manager": ["fedora.toml", "'fedora'", "'no-such-pm'"],
+    "unknown-need": ["fedora.toml", "platform #1 (fedora)", "compiler"],
+    "install-without-packages": ["managers.toml", "manager 'mypm'", "{packages}"],
+    "unknown-table": ["extra.toml", "platforms"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_malformed_recipe_names_file_and_entry(case):
+    with pytest.raises(RecipeError) as e:
+        recipes_mod.load([BAD / case])
+    message = e.value.message
+    for word in BAD_CASES[case]:
+        assert word in message, f"{word!r} not in {message!r}"
+    assert str(BAD / case) in message  # the full path of the file
+    assert e.value.code == ExitCode.BAD_RECIPE
+
+
+def test_every_bad_fixture_is_tested():
+    assert {p.name for p in BAD.iterdir()} == set(BAD_CASES)
+
+
+@pytest.mark.parametrize("body,words", [
+    ('[[platform]]\nid = "x"\nmatch = "debian"\nmanager = "apt"\nsource = "s"\n', ["platform #1 (x)", "'match'"]),
+    ('[[platform]]\nid = "x"\nmatch = { os = ["debian"], release = ["13"] }\nmanager = "apt"\nsource = "s"\n',
+     ["platform #1 (x) match", "release"]),
+    ('[[platform]]\nid = "x"\nmatch = { os = "debian" }\nmanager = "apt"\nsource = "s"\n',
+     ["platform #1 (x)", "'os' must be a list of strings"]),
+    ('[[platform]]\nid = "x"\nmatch = { os = ["debian"] }\nmanager = "apt"\nsource = "s"\n'
+     'packages = { headers = "python3-dev" }\n', ["platform #1 (x) packages", "'headers'"]),
+    ('platform = { id = "x" }\n', ["[platform] must be an array of tables"]),
+    ('[[python]]\npython = "3.13"\nfree_threaded = "yes"\nmin_torch = "2.6"\nsource = "s"\n',
+     ["python #1", "'free_threaded'"]),
+    ('[[python]]\npython = "3.13"\nsource = "s"\n', ["python #1", "'min_torch'"]),
+    ('[manager.mypm]\nbinary = "mypm"\ninstall = ["mypm", "{packages}"]\nsource = "s"\nclean = ["dnf clean all"]\n',
+     ["manager 'mypm'", "'clean'"]),
+    ('[manager.mypm]\nbinary = "mypm"\ninstall = ["mypm", "{packages}"]\nsource = "s"\nrefresh_max_age_s = "1d"\n',
+     ["manager 'mypm'", "refresh_max_age_s"]),
+    ('[manager.mypm]\ninstall = ["mypm", "{packages}"]\nsource = "s"\n', ["manager 'mypm'", "'binary'"]),
+])
+def test_more_malformed_entries(tmp_path, body, words):
+    (tmp_path / "site.toml").write_text(body)
+    with pytest.raises(RecipeError) as e:
+        recipes_mod.load([tmp_path])
+    assert str(tmp_path / "site.toml") in e.value.message
+    for word in words:
+        assert word in e.value.message, f"{word!r} not in {e.value.message!r}"
+
+
+def test_missing_recipe_directory(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        recipes_mod.load([tmp_path / "nope"])
+
+
+def test_user_directory_overrides_a_builtin_platform(builtin_recipes):
+    r = recipes_mod.load([USER])
+    ids = [p.id for p in r.platforms]
+    assert ids.count("debian-13") == 1 and "sitelinux" in ids
+    d13 = r.platform_for("debian", [], "13")
+    assert d13.packages["headers"] == ("libpython{minor}-dev",)
+    assert d13.origin == str(USER / "site.toml")
+    # the other built-in entries are still there, unchanged
+    assert r.platform_for("debian", [], "12") == builtin_recipes.platform_for("debian", [], "12")
+    # and a platform can bring its own manager
+    assert r.managers["sitepm"].install == ("sitepm", "install", "--yes", "{packages}")
+    assert r.platform_for("sitelinux", [], "1").manager == "sitepm"
+    assert ("sitepm", "sitepm") in r.manager_binaries()
+
+
+def test_a_user_platform_may_use_a_builtin_manager(tmp_path):
+    (tmp_path / "mint.toml").write_text(
+        '[[platform]]\nid = "mint"\nmatch = { os = ["linuxmint"] }\nmanager = "apt"\nsource = "s"\n'
+        'packages = { headers = ["python{minor}-dev"] }\n')
+    r = recipes_mod.load([tmp_path])
+    assert r.platform_for("linuxmint", ["ubuntu", "debian"], "22").id == "mint"
+
+
+def test_recipes_from_the_environment(monkeypatch):
+    r = pipeline.load_recipes([], {pipeline.RECIPES_ENV: str(USER)})
+    assert r.platform_for("sitelinux", [], "1").id == "sitelinux"
+    with pytest.raises(RecipeError):
+        pipeline.load_recipes([], {pipeline.RECIPES_ENV: str(BAD / "unknown-need")})
