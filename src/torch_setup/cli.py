@@ -41,15 +41,19 @@ def _emit(data) -> None:
 
 
 def _fail(e: TorchSetupError, as_json: bool) -> None:
+    from torch_setup.errors import StepError
+
+    causes = _causes(e.details, None) if isinstance(e, StepError) and e.details else []
     if as_json:
         _emit({"ok": False, "error": {"code": int(e.code), "name": e.code.name, "message": e.message,
-                                      "hint": e.hint, "details": e.details}})
+                                      "hint": e.hint, "details": e.details}, "causes": causes})
     else:
         typer.echo(f"error: {e.message}", err=True)
         if e.details:
             typer.echo("\n".join("  " + ln for ln in e.details.splitlines()), err=True)
         if e.hint:
             typer.echo(f"hint: {e.hint}", err=True)
+        _print_causes([c for c in causes if c["id"] != "unknown"])
     raise typer.Exit(int(e.code))
 
 
@@ -180,10 +184,14 @@ def install(python: str = PythonOpt, venv: str = VenvOpt,
         for note in the_plan.notes if as_json else ():
             reporter.line(f"note: {note}")
         report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify)
-        _finish_verify(report.verification, as_json, report.to_dict())
+        _finish_verify(report.verification, as_json, report.to_dict(),
+                       lambda: _host_plan(system, python, recipes, venv)[2])
 
 
-def _finish_verify(v, as_json: bool, data: dict) -> None:
+def _finish_verify(v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
+    """Print the verification; on failure name the causes, with this host's fixes (planned afresh)."""
+    if v is not None and not v.ok:
+        data = dict(data, causes=_causes(v.output or v.error or "", plan_for()))
     if as_json:
         _emit(data)
     elif v is not None:
@@ -194,6 +202,7 @@ def _finish_verify(v, as_json: bool, data: dict) -> None:
             typer.echo(f"torch.compile FAILED in {v.python}", err=True)
             for ln in v.compiler_lines or (v.error or "").strip().splitlines()[-8:]:
                 typer.echo(f"  {ln}", err=True)
+            _print_causes(data["causes"])
     if v is not None and not v.ok:
         raise typer.Exit(int(ExitCode.VERIFY_FAILED))
 
@@ -210,7 +219,7 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
         system = System()
         exe = find(system, python)[0].executable
         v = run_verify(system, exe)
-        _finish_verify(v, as_json, v.to_dict())
+        _finish_verify(v, as_json, v.to_dict(), lambda: _host_plan(system, python, [], planning.DEFAULT_VENV)[2])
 
 
 @app.command()
@@ -247,6 +256,83 @@ def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: str = VenvOpt
                 typer.echo("torch.compile is blocked here: `torch-setup install` runs the fixes above.")
         if doc.blocking(results):
             raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def _causes(text: str, plan) -> list:
+    """Causes for a log, each with its fix on this host (the plan's steps) or its advice."""
+    from torch_setup import explain as ex
+
+    out = []
+    for c in ex.diagnose(text):
+        steps = ex.fix_steps(c, plan)
+        commands = [cmd for s in steps for cmd in s.commands]
+        fix = "; ".join(cmd.display() for cmd in commands) if commands else c.advice
+        out.append({"id": c.id, "title": c.title, "evidence": c.evidence, "line": c.line, "fix": fix,
+                    "fix_steps": [s.id for s in steps], "fix_commands": [cmd.shown() for cmd in commands],
+                    "advice": c.advice})
+    return out
+
+
+def _print_causes(causes: list) -> None:
+    for c in causes:
+        typer.echo(f"cause: {c['id']}" + (f" — {c['title']}" if c.get("title") else ""), err=True)
+        if c["evidence"]:
+            typer.echo(f"  evidence (line {c['line']}): {c['evidence']}", err=True)
+        if c["fix"]:
+            typer.echo(f"  fix: {c['fix']}", err=True)
+
+
+def _host_plan(system: System, python: str, recipes: List[str], venv: str):
+    """This host's plan, for fixes; None where it cannot be made (explain still names the causes)."""
+    try:
+        rec = pipeline.load_recipes(recipes, system.env)
+        facts = pipeline.detect(system, python, rec)
+        options = planning.Options(venv=venv)
+        facts = pipeline.prefer_existing_venv(system, facts, rec, options)
+        return facts, rec, planning.make_plan(facts, rec, options, uv=None)
+    except TorchSetupError:
+        return None, None, None
+
+
+@app.command()
+def explain(log: str = typer.Argument("-", help="A log file, or - for standard input."),
+            as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan."),
+            python: str = PythonOpt, venv: str = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
+    """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes."""
+    with _guard(as_json):
+        try:
+            raw = sys.stdin.buffer.read() if log == "-" else open(log, "rb").read()
+        except OSError as e:
+            raise TorchSetupError(f"cannot read {log}: {e.strerror}") from None
+        text = raw.decode("utf-8", errors="replace")
+        system = System()
+        facts, rec, the_plan = _host_plan(system, python, recipes, venv)
+        causes = _causes(text, the_plan)
+        if as_json and not fix:
+            _emit({"causes": causes})
+        elif not as_json:
+            for c in causes:
+                typer.echo(f"{c['id']}: {c['title']}" if c.get("title") else c["id"])
+                if c["evidence"]:
+                    typer.echo(f"  evidence (line {c['line']}): {c['evidence']}")
+                if c["fix_commands"]:
+                    for cmd in c["fix"].split("; "):
+                        typer.echo(f"  fix: $ {cmd}")
+                elif c["advice"]:
+                    typer.echo(f"  fix: {c['advice']}")
+        if fix:
+            from torch_setup.run import execute
+
+            wanted = {s for c in causes for s in c["fix_steps"]}
+            if the_plan is None or not wanted:
+                raise TorchSetupError("nothing in this host's plan fixes these causes",
+                                      hint="see the advice above, or run `torch-setup doctor`")
+            steps = tuple(s if s.id in wanted or s.status == "done" else
+                          planning.Step(s.id, s.title, "done", (), s.root) for s in the_plan.steps)
+            sub = planning.Plan(steps, the_plan.python, the_plan.platform)
+            runs = execute(system, sub, facts, reporter_for(as_json))
+            if as_json:
+                _emit({"causes": causes, "runs": [r.to_dict() for r in runs]})
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-CATALOGUE_PATH = Path(__file__).parent / "data" / "causes.toml"
+CATALOGUE = "data/causes.toml"  # package data, read with pkgutil (it also reads inside the zipapp)
 NEEDS = ("headers", "cxx", "venv", "ca", "c-compiler", "openmp", "torch", "compiler-upgrade")
 UNKNOWN = "unknown"
 CONTEXT_BONUS = 5.0  # a context regex seen anywhere in the log
@@ -87,9 +87,16 @@ UNKNOWN_CAUSE = Cause(
 def load_catalogue(path: Optional[Union[str, Path]] = None) -> Tuple[Signature, ...]:
     """Load and validate a cause catalogue (default: the built-in one). A bad file raises RecipeError
     naming the file and the entry."""
-    path = Path(path) if path is not None else CATALOGUE_PATH
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        if path is not None:
+            path = Path(path)
+            text = path.read_text(encoding="utf-8")
+        else:
+            import pkgutil
+
+            path = Path("torch_setup") / CATALOGUE
+            text = pkgutil.get_data("torch_setup", CATALOGUE).decode("utf-8")
+        data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise RecipeError(f"{path}: cannot read the cause catalogue: {e}") from e
     rows = data.get("cause")
@@ -340,3 +347,21 @@ def diagnose(text: str, catalogue: Optional[Sequence[Signature]] = None) -> List
         causes.append(Cause(sig.id, sig.title, evidence, n, sig.needs, sig.advice, score))
     causes.sort(key=lambda c: (-c.score, c.line))
     return causes or [UNKNOWN_CAUSE]
+
+
+# Which plan step provides what a cause needs (plan.py step ids).
+STEP_FOR_NEED = {"headers": "system-packages", "cxx": "system-packages", "venv": "system-packages",
+                 "ca": "system-packages", "c-compiler": "system-packages", "openmp": "system-packages",
+                 "torch": "torch", "compiler-upgrade": "compiler"}
+
+
+def fix_steps(cause: Cause, plan) -> list:
+    """The plan's todo steps that fix this cause on this host (empty: nothing in the plan; see the advice)."""
+    if plan is None:
+        return []
+    wanted = {STEP_FOR_NEED[n] for n in cause.needs if n in STEP_FOR_NEED}
+    todo = {s.id: s for s in plan.steps if s.status == "todo"}
+    out = [todo[i] for i in todo if i in wanted]
+    if "torch" in wanted and "venv" in todo:
+        out.insert(0, todo["venv"])
+    return out
