@@ -167,12 +167,12 @@ def python_steps(facts: Facts, recipes: Recipes, minor: str, provider: Optional[
                        key=lambda v: tuple(int(x) for x in v.split(".")))
         raise UnsupportedError(f"no torch release supports torch.compile on Python {minor}",
                                hint=f"ask for a Python from {known[0]} to {known[-1]} (--python {known[-1]})")
+    if provider is not None and provider not in PROVIDERS:
+        raise UnsupportedError(f"--python-from {provider}: unknown provider", hint="one of " + ", ".join(PROVIDERS))
     py = facts.python
     if _is(py, minor):
         return Provision((), py.executable or "", "", facts)
     provider = provider or default_provider(facts, recipes, minor)
-    if provider not in PROVIDERS:
-        raise UnsupportedError(f"--python-from {provider}: unknown provider", hint="one of " + ", ".join(PROVIDERS))
     if free_threaded and provider != "uv":
         raise UnsupportedError(f"--python-from {provider} cannot provide the free-threaded Python {minor}",
                                hint=f"--python-from uv (uv python install {minor})")
