@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import platform
 import sys
 
@@ -267,3 +268,15 @@ def test_install_unknown_python():
 
 def test_verify_unknown_python():
     assert_clean_failure(invoke("verify", "--python", "/nonexistent/bin/python"), ExitCode.PYTHON_NOT_FOUND)
+
+
+def test_readme_documents_every_cause_id_and_exit_code():
+    """The README's tables are what users read: they must not drift from the catalogue and ExitCode."""
+    from torch_setup import explain
+    from torch_setup.errors import ExitCode
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for sig in explain.load_catalogue():
+        assert f"| `{sig.id}` |" in readme, sig.id
+    for code in ExitCode:
+        assert f"| {int(code)} | {code.name} |" in readme, code.name
