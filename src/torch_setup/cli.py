@@ -34,6 +34,9 @@ BackendOpt = typer.Option("", "--torch-backend", help="auto, cpu, cu130, rocm6.4
 WithOpt = typer.Option("", "--with", help="Companions matched to the chosen torch: torchvision,torchaudio.")
 IndexOpt = typer.Option(None, "--index-url", help="Take torch from this index (your pip/uv settings otherwise).")
 LinksOpt = typer.Option([], "--find-links", help="A folder of wheels (an offline wheelhouse), asked first.")
+FromOpt = typer.Option(None, "--python-from", help="Where a missing --python X.Y comes from: system (the package "
+                       "manager), uv, pyenv or conda. Default: the active Python's source, else the package "
+                       "manager where it packages X.Y, else uv.")
 
 
 def _emit(data) -> None:
@@ -103,17 +106,27 @@ def _topts(backend: str, with_: str, index_url: Optional[str], find_links: List[
 
 
 def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: List[str],
-              options: planning.Options, topts: pipeline.TorchOptions):
+              options: planning.Options, topts: pipeline.TorchOptions, python_from: Optional[str] = None):
+    from torch_setup import provision
+    from torch_setup.facts.python import VERSION_SPEC
+
     rec = pipeline.load_recipes(recipes, system.env)
+    minor = python if VERSION_SPEC.match(python or "") else None
     if facts_file:
         facts = pipeline.read_facts(facts_file)
     else:
-        facts = pipeline.detect(system, python, rec)
-        facts = pipeline.prefer_existing_venv(system, facts, rec, options)
-    planning.make_plan(facts, rec, options)  # refuse what cannot work before asking any index
-    choice = pipeline.choose_torch(system, facts, rec, options, topts, local=not facts_file)
+        facts = pipeline.detect(system, python, rec, required=minor is None)
+        if facts.python.found:
+            facts = pipeline.prefer_existing_venv(system, facts, rec, options)
+        else:  # --python 3.13 names none here: plan from the box's default Python, and provide 3.13
+            facts = pipeline.detect(system, "", rec, required=False)
     uv = pipeline.resolve_uv(system, facts, rec, options) if not facts_file else None
-    return facts, rec, planning.make_plan(facts, rec, options, choice, uv)
+    tool = lambda *names: next((p for p in map(system.which, names) if p), None)  # noqa: E731
+    prep = provision.prepare(facts, rec, minor=minor, provider=python_from, venv=options.venv,
+                             conda=tool("conda", "mamba", "micromamba"), pyenv=tool("pyenv"), uv=uv)
+    planning.make_plan(prep.facts, rec, options)  # refuse what cannot work before asking any index
+    choice = pipeline.choose_torch(system, prep.facts, rec, options, topts, local=not facts_file)
+    return prep.facts, rec, provision.compose(prep, planning.make_plan(prep.facts, rec, options, choice, uv))
 
 
 def _print_plan(plan: planning.Plan) -> None:
@@ -141,12 +154,13 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
                                              "printed on another host, without probing this one."),
          venv: str = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
          torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
-         find_links: List[str] = LinksOpt, recipes: List[str] = RecipesOpt) -> None:
+         find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
+         recipes: List[str] = RecipesOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
     with _guard(as_json):
         options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
         _, _, the_plan = _plan_for(System(), python, facts, recipes, options,
-                                   _topts(torch_backend, with_, index_url, find_links))
+                                   _topts(torch_backend, with_, index_url, find_links), python_from)
         if as_json:
             _emit(the_plan.to_dict())
         else:
@@ -160,13 +174,14 @@ def install(python: str = PythonOpt, venv: str = VenvOpt,
             as_json: bool = JsonOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
             no_verify: bool = typer.Option(False, "--no-verify", help="Skip the torch.compile smoke test."),
             torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
-            find_links: List[str] = LinksOpt, recipes: List[str] = RecipesOpt) -> None:
+            find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
+            recipes: List[str] = RecipesOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     with _guard(as_json):
         system = System()
         options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
         facts, rec, the_plan = _plan_for(system, python, None, recipes, options,
-                                         _topts(torch_backend, with_, index_url, find_links))
+                                         _topts(torch_backend, with_, index_url, find_links), python_from)
         reporter = reporter_for(as_json)
         if dry_run:
             report = pipeline.InstallReport(facts, the_plan, dry_run=True)

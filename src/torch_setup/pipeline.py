@@ -94,8 +94,9 @@ def choose_torch(system: System, facts: Facts, recipes, options: planning.Option
 
 
 def resolve_uv(system: System, facts: Facts, recipes, options: planning.Options):
-    """A uv wheel to fetch, when the plan will install torch and the box has no uv."""
-    if facts.host.uv or not facts.python.found or not planning.needs_torch(facts, recipes, options):
+    """A uv wheel to fetch when the box has no uv and the plan may use one (torch to install, or a Python to
+    provide)."""
+    if facts.host.uv or (facts.python.found and not planning.needs_torch(facts, recipes, options)):
         return None
     from torch_setup import uvtool
 
@@ -133,5 +134,5 @@ def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter
     report.runs = execute(system, plan, facts, reporter)
     if do_verify and plan.python:
         reporter.line(f"==> Verifying torch.compile in {plan.python} (fresh Inductor cache)")
-        report.verification = verify(system, plan.python)
+        report.verification = verify(system, plan.python, env=plan.env)
     return report

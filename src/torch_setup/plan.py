@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
@@ -43,6 +43,7 @@ class Step:
     why: str = ""
     after: Tuple[str, ...] = ()  # steps that must finish first; the others run side by side
     creates: Optional[str] = None  # a directory this step makes, removed again if a later step fails
+    checks: Tuple[Tuple[str, ...], ...] = ()  # argv that all exit 0 when the step is done already
 
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "status": self.status,
@@ -57,6 +58,7 @@ class Plan:
     platform: Optional[str]  # recipe id
     notes: Tuple[str, ...] = ()
     torch: Optional[dict] = None  # the torch choice (index, variant, version, reasons), masked
+    env: Dict[str, str] = field(default_factory=dict)  # CXX/CC torch.compile must run with (a newer compiler)
 
     @property
     def todo(self) -> List[Step]:
@@ -64,7 +66,7 @@ class Plan:
 
     def to_dict(self) -> dict:
         return {"steps": [s.to_dict() for s in self.steps], "python": self.python, "platform": self.platform,
-                "torch": self.torch, "notes": list(self.notes)}
+                "torch": self.torch, "env": self.env, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -120,25 +122,27 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
         return None
     manager = recipes.managers[platform.manager]
     minor = facts.python.minor or ""
+    values = {"arch": facts.arch or "", "major": (facts.os.version or "").split(".")[0]}
     packages: List[str] = []
     for need in NEEDS:
         if need in needs:
-            packages += [p.format(minor=minor) for p in platform.packages.get(need, ())]
+            packages += platform.packages_for(need, minor, **values)
     packages = list(dict.fromkeys(packages))
+    # Homebrew and conda run as the user; the OS managers as root.
+    as_mgr = (lambda a: _root(a, manager.env, facts)) if manager.root else (lambda a: Command(a, dict(manager.env)))
     what = {"headers": f"Python {minor} headers", "venv": "venv support", "cxx": "a C++ compiler with OpenMP",
             "ca": "CA certificates"}
     title = "System packages: " + (" ".join(packages) if packages else "nothing missing")
     if not packages:
-        return Step("system-packages", title, "done", (), True, "headers, compiler and venv support present")
+        return Step("system-packages", title, "done", (), manager.root, "headers, compiler and venv support present")
     commands = []
     age = facts.host.apt_lists_age_s if manager.name == "apt" else None
     stale = manager.refresh and (manager.refresh_max_age_s is None or age is None or age > manager.refresh_max_age_s)
     if stale:
-        commands.append(_root(manager.refresh, manager.env, facts))
-    install = tuple(a for arg in manager.install for a in (packages if arg == "{packages}" else [arg]))
-    commands.append(_root(install, manager.env, facts))
+        commands.append(as_mgr(manager.refresh))
+    commands.append(as_mgr(manager.install_argv(packages)))
     why = "missing: " + ", ".join(what[n] for n in NEEDS if n in needs)
-    return Step("system-packages", title, "todo", tuple(commands), True, why)
+    return Step("system-packages", title, "todo", tuple(commands), manager.root, why)
 
 
 def _expand(path: str, home: str) -> str:
@@ -155,8 +159,12 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     `uv` (uvtool.UvWheel) is a uv to fetch when the box has none: torch then downloads while apt runs."""
     py = facts.python
     if not py.found:
-        raise UnsupportedError(f"no Python interpreter matches --python {py.spec or '(default)'}")
-    platform = recipes.platform_for(facts.os.id, facts.os.like, facts.os.version)
+        raise UnsupportedError(f"no Python interpreter matches --python {py.spec or '(default)'}",
+                               hint="--python 3.13 provides one (see --python-from)")
+    from torch_setup import refuse
+
+    refuse.check(facts, recipes)  # musl, old glibc, Intel or old macOS, a Python no torch compiles on
+    platform = recipes.platform_for_facts(facts)
     requirement = torch_requirement(facts, recipes, options.torch)
     keep_torch = not needs_torch(facts, recipes, options)
     system_owned = py.source == "system" and not py.in_venv
@@ -190,9 +198,18 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         )
 
     steps: List[Step] = []
-    pkg = _package_step(facts, recipes, platform, needs)
-    if pkg:
-        steps.append(pkg)
+    # CA certificates are the box's, whatever the Python's source: they come from the OS's own recipe.
+    os_platform = recipes.os_platform_for_facts(facts)
+    if os_platform and platform is not os_platform and "ca" in needs:
+        needs.remove("ca")
+        steps.append(_package_step(facts, recipes, os_platform, ["ca"]))
+        env_step = _package_step(facts, recipes, platform, needs)
+        if env_step and env_step.status == "todo":  # a conda env's own packages
+            steps.append(replace(env_step, id="env-packages", title=env_step.title.replace("System", "Env")))
+    else:
+        pkg = _package_step(facts, recipes, platform, needs)
+        if pkg:
+            steps.append(pkg)
     if fetch_uv:
         from torch_setup.uvtool import FETCH_SCRIPT
 

@@ -115,14 +115,14 @@ def prepare(facts: Facts, recipes: Recipes, *, minor: Optional[str] = None, prov
 def compose(prepared: Prepared, plan: planning.Plan) -> planning.Plan:
     """The provisioning steps, then the plan's, which wait for them (the runner starts a step with no `after`
     at once); the environment to set goes into the notes."""
-    steps = list(prepared.steps)
+    steps = [replace(s, checks=prepared.checks.get(s.id, s.checks)) for s in prepared.steps]
     last = (steps[-1].id,) if steps else ()
     steps += [s if s.after or not last else replace(s, after=last) for s in plan.steps]
     notes = list(plan.notes)
     if prepared.env:
         notes.append("torch.compile here needs " + _show(prepared.env) + ": the verification sets it; set it for "
                      "your own runs too (export " + _show(prepared.env) + ")")
-    return replace(plan, steps=tuple(steps), notes=tuple(notes))
+    return replace(plan, steps=tuple(steps), notes=tuple(notes), env={**plan.env, **prepared.env})
 
 
 def plan_for(facts: Facts, recipes: Recipes, options: planning.Options = planning.Options(), *,
@@ -180,9 +180,9 @@ def python_steps(facts: Facts, recipes: Recipes, minor: str, provider: Optional[
     if provider == "system":
         return _system(facts, recipes, base, version)
     if provider == "uv":
-        return _uv(facts, recipes, minor, version, os.path.expanduser(venv), uv)
+        return _uv(facts, recipes, minor, version, _expand(venv, facts), uv)
     if provider == "pyenv":
-        return _pyenv(facts, recipes, base, version, os.path.expanduser(venv), pyenv)
+        return _pyenv(facts, recipes, base, version, _expand(venv, facts), pyenv)
     return _conda(facts, recipes, base, version, conda)
 
 
@@ -255,7 +255,7 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
     if system:
         steps.append(system)
     if not uv and wheel:
-        uv = wheel.dest(os.path.expanduser("~"))
+        uv = wheel.dest(_home(facts))
         from torch_setup.uvtool import FETCH_SCRIPT
 
         steps.append(planning.Step(
@@ -263,7 +263,7 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
             (planning.Command((maker, "-c", FETCH_SCRIPT, wheel.url, wheel.sha256, uv)),), False,
             "no uv here: it installs Python 3 builds with headers, and torch faster than pip"))
     elif not uv:
-        tool = os.path.expanduser(UV_TOOL_VENV)
+        tool = _expand(UV_TOOL_VENV, facts)
         uv = os.path.join(tool, "bin", "uv")
         steps.append(planning.Step(
             "uv", f"uv (from the package index, in its own venv {tool})", "todo",
@@ -297,7 +297,7 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
     if system:
         steps.append(system)
     if not pyenv:
-        root = os.path.expanduser(PYENV_ROOT)
+        root = _expand(PYENV_ROOT, facts)
         pyenv = os.path.join(root, "bin", "pyenv")
         steps.append(planning.Step("pyenv", f"pyenv (a checkout in {root})", "todo",
                                    (planning.Command(("git", "clone", "--depth", "1", PYENV_GIT, root)),), False,
@@ -322,7 +322,7 @@ def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Opti
         raise UnsupportedError(f"no conda recipe for {facts.os.system} {facts.arch}",
                                hint="add one with --recipes DIR (see recipes/conda.toml), or --python-from uv")
     manager = _env_manager(recipes, cplat, conda)
-    prefix = os.path.expanduser(fill(CONDA_ENV, minor=minor))
+    prefix = _expand(fill(CONDA_ENV, minor=minor), facts)
     values = dict(_values(facts), prefix=prefix)
     cxx = not facts.compiler.toolchain_ok
     packages = _unique(list(cplat.packages_for(PYTHON, minor, **values))
@@ -398,6 +398,15 @@ def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = Non
 
 # ------------------------------------------------------------------------------------------------------- helpers
 
+def _home(facts: Facts) -> str:
+    """The planned host's home (`plan --facts` may describe another box), else this one's, as make_plan does."""
+    return facts.host.home or os.path.expanduser("~")
+
+
+def _expand(path: str, facts: Facts) -> str:
+    return _home(facts) + path[1:] if path == "~" or path.startswith("~/") else path
+
+
 def _is(py: PythonFacts, minor: str) -> bool:
     return py.found and py.minor == minor.rstrip("t") and py.free_threaded == minor.endswith("t")
 
@@ -441,7 +450,8 @@ def _stale(facts: Facts, manager: Manager) -> bool:
                                       or age > manager.refresh_max_age_s)
 
 
-def _install(facts: Facts, manager: Manager, packages: Sequence[str], refreshed: bool = False) -> List[planning.Command]:
+def _install(facts: Facts, manager: Manager, packages: Sequence[str],
+             refreshed: bool = False) -> List[planning.Command]:
     """The manager's refresh when its lists are stale (and no earlier step refreshed them), then its install."""
     commands = []
     if _stale(facts, manager) and not refreshed:

@@ -53,11 +53,11 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
     )
 
 
-def verify(system: System, python: str, timeout: float = 900) -> Verification:
+def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:
     cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
     try:
-        env = {"TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": str(Path(cache) / "triton"),
-               "TORCHINDUCTOR_FX_GRAPH_CACHE": "0", "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"}
+        env = dict(env or {}, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=str(Path(cache) / "triton"),
+                   TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_AUTOGRAD_CACHE="0")
         res = system.run([python, "-c", SMOKE], env=env, timeout=timeout)
         if res.rc == 127:
             return Verification(False, python, error=f"{python}: not found")
