@@ -342,12 +342,20 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             if the_plan is None or not wanted:
                 raise TorchSetupError("nothing in this host's plan fixes these causes",
                                       hint="see the advice above, or run `torch-setup doctor`")
-            steps = tuple(s if s.id in wanted or s.status == "done" else
-                          planning.Step(s.id, s.title, "done", (), s.root) for s in the_plan.steps)
-            sub = planning.Plan(steps, the_plan.python, the_plan.platform)
-            runs = execute(system, sub, facts, reporter_for(as_json))
+            by_id = {s.id: s for s in the_plan.steps}
+            todo = [s for s in wanted if s in by_id]
+            while todo:  # and what those steps wait for
+                for dep in by_id[todo.pop()].after:
+                    if dep in by_id and dep not in wanted:
+                        wanted.add(dep)
+                        todo.append(dep)
+            left_out = {s.id for s in the_plan.steps if s.id not in wanted and s.status == "todo"}
+            steps = tuple(s if s.id in wanted or s.status == "done" else planning.replace(s, status="done")
+                          for s in the_plan.steps)
+            runs = execute(system, planning.replace(the_plan, steps=steps), facts, reporter_for(as_json))
             if as_json:
-                _emit({"causes": causes, "runs": [r.to_dict() for r in runs]})
+                _emit({"causes": causes, "runs": [dict(r.to_dict(), status="skipped") if r.id in left_out
+                                                   else r.to_dict() for r in runs]})
 
 
 def main() -> None:

@@ -58,10 +58,13 @@ def driver_floor(cuda: str) -> Optional[Version]:
 
     try:
         major, minor = (cuda.split(".") + ["0"])[:2]
-        variant = load_table().variant(f"cu{major}{minor}")
-    except Exception:
+        table = load_table()
+        variant = table.variant(f"cu{major}{minor}") or max(
+            (v for v in table.variants if v.cuda is not None and v.cuda.major == int(major) and v.driver_linux),
+            key=lambda v: v.cuda, default=None)  # a minor with no row of its own: its major's floor
+        return Version(variant.driver_linux) if variant and variant.driver_linux else None
+    except (ValueError, InvalidVersion):
         return None
-    return variant.driver_linux if variant else None
 
 
 def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
@@ -90,7 +93,8 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
     if nvidia:
         out.append(Check("c-compiler", OK if cc.cc else PROBLEM,
                          f"Triton's C compiler: {cc.cc}" if cc.cc else "no C compiler for Triton ($CC, gcc, clang)",
-                         *(pkg if not cc.cc else (None, ()))))
+                         *(pkg if not cc.cc else (None, ())),
+                         advice="" if cc.cc or pkg[0] else "install gcc (or clang), or set CC to a C compiler"))
         out.append(Check("libcuda", OK if acc.libcuda else PROBLEM,
                          "libcuda.so listed by ldconfig -p" if acc.libcuda else
                          "libcuda.so is not listed by `ldconfig -p`: Triton cannot launch kernels",
@@ -105,7 +109,10 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",
                      *(pkg if not facts.host.ca_bundle else (None, ()))))
     venv_step = _step(plan, "venv")
-    if venv_step[0]:
+    venv_by_uv = bool(venv_step[0]) and " venv " in " ".join(venv_step[1]) and "-m venv" not in venv_step[1][0]
+    if venv_by_uv:
+        out.append(Check("venv", OK, "uv makes the venv (no ensurepip needed)"))
+    elif venv_step[0]:
         out.append(Check("venv", OK if py.venv_ok else PROBLEM,
                          "venv with ensurepip works" if py.venv_ok else "`python -m venv` fails: no ensurepip",
                          *(pkg if not py.venv_ok else (None, ()))))
@@ -141,8 +148,11 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
 def _cuda_check(cuda: Optional[str], acc) -> Check:
     if not cuda:
         return Check("torch-cuda", NA, "no CUDA build of torch")
-    if acc.kind != "nvidia" or not acc.driver_version:
+    if acc.kind != "nvidia":
         return Check("torch-cuda", OK, f"CUDA {cuda} build of torch, no NVIDIA GPU: it runs on the CPU")
+    if not acc.driver_version:
+        return Check("torch-cuda", WARN, f"CUDA {cuda} build of torch; the NVIDIA driver version is unknown",
+                     advice="set TORCH_SETUP_CUDA_DRIVER to the driver version to check it")
     floor = driver_floor(cuda)
     try:
         too_old = floor is not None and Version(acc.driver_version) < floor
@@ -157,7 +167,7 @@ def _cuda_check(cuda: Optional[str], acc) -> Check:
 
 def _disk_check(torch_version: Optional[str], extras: Extras) -> Check:
     if torch_version or extras.disk_free_gb is None:
-        return Check("disk", NA if torch_version else OK, "torch is installed" if torch_version else "not checked")
+        return Check("disk", NA, "torch is installed" if torch_version else "not checked")
     if extras.disk_free_gb < TORCH_DISK_GB:
         return Check("disk", WARN, f"{extras.disk_free_gb:.1f} GB free in {extras.disk_path}; a CUDA torch needs "
                      f"about {TORCH_DISK_GB:.0f} GB (a CPU one about 1 GB)")
@@ -171,21 +181,23 @@ def blocking(results: Sequence[Check]) -> bool:
 def gather_extras(system, facts: Facts, venv: str, check_index: bool = True) -> Extras:
     """The IO doctor needs beyond facts: free disk, whether the index answers, the Inductor cache's age."""
     ex = Extras()
-    path = os.path.expanduser(venv)
-    while path and not system.exists(path):
+    path = os.path.abspath(os.path.expanduser(venv))
+    while path not in ("", "/") and not system.exists(path):
         path = os.path.dirname(path)
     ex.disk_path = path or "/"
     ex.disk_free_gb = system.disk_free_gb(ex.disk_path)
     user = system.env.get("USER") or system.env.get("LOGNAME") or ("root" if facts.host.is_root else "")
-    cache = system.env.get("TORCHINDUCTOR_CACHE_DIR") or (f"/tmp/torchinductor_{user}" if user else None)
+    tmp = system.env.get("TMPDIR") or "/tmp"  # torch: tempfile.gettempdir()/torchinductor_USER
+    cache = system.env.get("TORCHINDUCTOR_CACHE_DIR") or (os.path.join(tmp, f"torchinductor_{user}") if user else None)
     if cache and system.exists(cache):
         ex.cache_dir, ex.cache_mtime = cache, system.mtime(cache)
         if facts.torch.location:
             ex.torch_mtime = system.mtime(os.path.join(facts.torch.location, "torch", "version.py"))
     if check_index and not facts.torch.version:
-        from torch_setup.indexes import PYPI, mask
+        from torch_setup.indexes import PYPI, configured, mask
 
-        url = system.env.get("PIP_INDEX_URL") or system.env.get("UV_DEFAULT_INDEX") or PYPI
+        conf = configured(env=system.env)  # the index install would ask first
+        url = conf.index.url if conf.index else PYPI
         ex.index_url = mask(url)
         ex.index_error = system.http_error(url.rstrip("/") + "/torch/", timeout=3)
     return ex

@@ -42,6 +42,10 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> Lis
     check_privileges(plan, facts)
     runs: Dict[str, StepRun] = {s.id: StepRun(s.id, "done") for s in plan.steps if s.status == "done"}
     pending = [s for s in plan.steps if s.status == "todo"]
+    ids = {s.id for s in plan.steps}
+    for s in pending:
+        if set(s.after) - ids:
+            raise StepError(f"step {s.id!r} waits for {', '.join(sorted(set(s.after) - ids))}, which the plan lacks")
     failed: Optional[StepRun] = None
     # Only what did not exist before this run may be removed on a failure (never a user's own venv).
     fresh = {s.id for s in pending if s.creates and not system.exists(s.creates)}
@@ -63,7 +67,8 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> Lis
                     runs[step.id] = run
     if failed:
         for made in plan.steps:  # nothing half-installed: what this run made goes with a failed install
-            if made.id in fresh and runs.get(made.id, StepRun("", "")).status == "ran":
+            if made.id in fresh and (runs.get(made.id, StepRun("", "")).status == "ran" or made.id == failed.id) \
+                    and system.exists(made.creates):
                 system.remove_tree(made.creates)
                 reporter.line(f"removed {made.creates}, made by this run")
         step = next(s for s in plan.steps if s.id == failed.id)
