@@ -81,3 +81,29 @@ def debian_only(recipes: recipes_mod.Recipes) -> recipes_mod.Recipes:
     keep = tuple(p for p in recipes.platforms if p.os and set(p.os) <= DEBIAN_FAMILY)
     return dataclasses.replace(recipes, platforms=keep)
 
+
+def changed(data: dict, **changes) -> Facts:
+    """Facts from a facts dict with dotted-key changes: changed(d, **{'host.is_root': False}). A key the facts
+    do not have is an error, so a renamed fact cannot leave a test silently testing nothing."""
+    for key, value in changes.items():
+        *path, last = key.split(".")
+        target = data
+        for part in path:
+            target = target[part]
+        assert last in target, key
+        target[last] = value
+    return Facts.from_dict(data)
+
+
+def assert_bad_recipe(tmp_path, body: str, words) -> None:
+    """A recipe file with `body` is refused with a message naming the file and each of `words`."""
+    from torch_setup.errors import ExitCode, RecipeError
+
+    (tmp_path / "site.toml").write_text(body)
+    with pytest.raises(RecipeError) as e:
+        recipes_mod.load([tmp_path])
+    assert str(tmp_path / "site.toml") in e.value.message
+    for word in words:
+        assert word in e.value.message, f"{word!r} not in {e.value.message!r}"
+    assert e.value.code == ExitCode.BAD_RECIPE
+

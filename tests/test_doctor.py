@@ -14,7 +14,7 @@ import pytest
 from packaging.version import Version
 from typer.testing import CliRunner
 
-from conftest import fixture_text, host_facts, host_facts_dict
+from conftest import changed, fixture_text, host_facts, host_facts_dict
 from torch_setup import doctor
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
@@ -41,14 +41,7 @@ LIBCUDA_ABSENT = accelerator.parse_ldconfig_libcuda(fixture_text("accelerator", 
 def facts_with(name: str, **changes) -> Facts:
     """A captured host's facts with dotted-key changes: facts_with('x', **{'host.uv': '/usr/bin/uv'})."""
     data = host_facts_dict(name)
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        target = data
-        for part in path:
-            target = target[part]
-        assert last in target, key
-        target[last] = value
-    return Facts.from_dict(data)
+    return changed(data, **changes)
 
 
 def nvidia(name: str, libcuda: bool, cc, driver: str = H200_DRIVER, cuda=None) -> Facts:

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from conftest import FIXTURES, HOST_NAMES, debian_only, host_facts, host_facts_dict, load_host
+from conftest import FIXTURES, HOST_NAMES, changed, debian_only, host_facts, host_facts_dict, load_host
 from torch_setup import pipeline
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release
@@ -26,14 +26,7 @@ APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 def facts_with(name: str, **changes) -> Facts:
     """A captured host's facts with dotted-key changes: facts_with('x', **{'host.is_root': False})."""
     data = host_facts_dict(name)
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        target = data
-        for part in path:
-            target = target[part]
-        assert last in target, key
-        target[last] = value
-    return Facts.from_dict(data)
+    return changed(data, **changes)
 
 
 def steps(plan):

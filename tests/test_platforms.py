@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, assert_bad_recipe, changed
 from torch_setup import provision
 from torch_setup import recipes as recipes_mod
-from torch_setup.errors import ExitCode, RecipeError, UnsupportedError
+from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release, parse_sw_vers
 from torch_setup.facts.model import Facts
 from torch_setup.plan import Options, make_plan
@@ -35,14 +35,7 @@ def home_is_root(monkeypatch):
 def facts(name: str, **changes) -> Facts:
     """A platform's facts, with dotted-key changes: facts('rhel-8', **{'compiler.version': '8.5.0'})."""
     data = json.loads((PLATFORMS / f"{name}.json").read_text())
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        target = data
-        for part in path:
-            target = target[part]
-        assert last in target, key
-        target[last] = value
-    return Facts.from_dict(data)
+    return changed(data, **changes)
 
 
 def lines(plan) -> list:
@@ -762,13 +755,7 @@ def test_packages_for_applies_by_python_and_nodot(builtin_recipes):
     ('repo = [1]\n', ["[repo] must be a table"]),
 ])
 def test_malformed_new_entries_name_file_and_entry(tmp_path, body, words):
-    (tmp_path / "site.toml").write_text(body)
-    with pytest.raises(RecipeError) as e:
-        recipes_mod.load([tmp_path])
-    assert str(tmp_path / "site.toml") in e.value.message
-    for word in words:
-        assert word in e.value.message, f"{word!r} not in {e.value.message!r}"
-    assert e.value.code == ExitCode.BAD_RECIPE
+    assert_bad_recipe(tmp_path, body, words)
 
 
 def test_a_site_can_add_a_platform_with_its_own_repository(tmp_path, builtin_recipes):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DEBIAN_FAMILY, FIXTURES, debian_only
+from conftest import DEBIAN_FAMILY, FIXTURES, assert_bad_recipe, debian_only
 from torch_setup import pipeline
 from torch_setup import recipes as recipes_mod
 from torch_setup.errors import ExitCode, RecipeError
@@ -121,12 +121,7 @@ def test_every_bad_fixture_is_tested():
     ('[manager.mypm]\ninstall = ["mypm", "{packages}"]\nsource = "s"\n', ["manager 'mypm'", "'binary'"]),
 ])
 def test_more_malformed_entries(tmp_path, body, words):
-    (tmp_path / "site.toml").write_text(body)
-    with pytest.raises(RecipeError) as e:
-        recipes_mod.load([tmp_path])
-    assert str(tmp_path / "site.toml") in e.value.message
-    for word in words:
-        assert word in e.value.message, f"{word!r} not in {e.value.message!r}"
+    assert_bad_recipe(tmp_path, body, words)
 
 
 def test_missing_recipe_directory(tmp_path):

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, assert_bad_recipe, changed
 from torch_setup import provision, refuse
 from torch_setup import recipes as recipes_mod
-from torch_setup.errors import ExitCode, RecipeError, UnsupportedError
+from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.model import Facts
 from torch_setup.plan import Options
 
@@ -19,14 +19,7 @@ PLATFORMS = FIXTURES / "platforms"
 
 def facts(name: str, **changes) -> Facts:
     data = json.loads((PLATFORMS / f"{name}.json").read_text())
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        target = data
-        for part in path:
-            target = target[part]
-        assert last in target, key
-        target[last] = value
-    return Facts.from_dict(data)
+    return changed(data, **changes)
 
 
 def refused(f: Facts, recipes) -> UnsupportedError:
@@ -150,10 +143,4 @@ def test_a_site_can_add_a_refusal(tmp_path):
      ["refuse #1 (x) when", "true or false"]),
 ])
 def test_malformed_refusals_name_file_and_entry(tmp_path, body, words):
-    (tmp_path / "site.toml").write_text(body)
-    with pytest.raises(RecipeError) as e:
-        recipes_mod.load([tmp_path])
-    assert str(tmp_path / "site.toml") in e.value.message
-    for word in words:
-        assert word in e.value.message, f"{word!r} not in {e.value.message!r}"
-    assert e.value.code == ExitCode.BAD_RECIPE
+    assert_bad_recipe(tmp_path, body, words)

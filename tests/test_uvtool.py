@@ -20,7 +20,7 @@ import pytest
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from conftest import FIXTURES, host_facts_dict
+from conftest import FIXTURES, changed, host_facts_dict
 from torch_setup import indexes, run, uvtool
 from torch_setup.facts.model import Facts
 from torch_setup.plan import Options, Plan, make_plan
@@ -51,14 +51,7 @@ NEWEST = max(version_of(f.filename) for f in wheels())
 def facts(**changes) -> Facts:
     """debian13-minbase (x86_64, glibc 2.41) with dotted-key changes."""
     data = host_facts_dict("debian13-minbase")
-    for key, value in changes.items():
-        *path, last = key.split(".")
-        target = data
-        for part in path:
-            target = target[part]
-        assert last in target, key
-        target[last] = value
-    return Facts.from_dict(data)
+    return changed(data, **changes)
 
 
 TARGETS = {
