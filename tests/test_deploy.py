@@ -106,6 +106,11 @@ def test_result_dry_run_is_planned_and_counts_as_a_change_only_when_steps_are_to
     assert F.result(_run(done), "h")["cause"] == "nothing to do" and F.changed(_run(done)) is False
 
 
+def test_result_no_verify_is_ready_but_says_so():
+    r = F.result(_run(dict(REPORT_READY, verify=None)), "h")
+    assert r["status"] == "ready" and r["cause"] == "not verified (--no-verify)"
+
+
 def test_result_from_torch_setup_error_names_code_message_and_hint():
     err = {"ok": False, "error": {"code": 6, "name": "NEEDS_ROOT", "message": "root is needed",
                                   "hint": "run: apt-get install g++", "details": ""}}

@@ -368,3 +368,15 @@ def test_prefer_existing_venv_leaves_facts_alone_without_a_venv(builtin_recipes)
     system = FakeSystem.from_dict(load_host("debian13-minbase")["host"])
     facts = host_facts("debian13-minbase")
     assert pipeline.prefer_existing_venv(system, copy.deepcopy(facts), builtin_recipes, OPTS) == facts
+
+
+def test_a_given_venv_is_made_even_for_a_writable_python(builtin_recipes):
+    """python:3.13-slim's /usr/local Python may be written to; `--venv /opt/venv` still asks for a venv there."""
+    facts = host_facts("debian12-pyenv-3.13.0")
+    assert not facts.python.externally_managed and facts.python.source == "pyenv"
+    without = make_plan(facts, builtin_recipes, Options(venv="/opt/venv"))
+    assert "venv" not in [s.id for s in without.steps]
+    given = make_plan(facts, builtin_recipes, Options(venv="/opt/venv", venv_given=True))
+    assert given.python == "/opt/venv/bin/python"
+    venv = next(s for s in given.steps if s.id == "venv")
+    assert venv.why == "--venv asks for one" and venv.creates == "/opt/venv"

@@ -24,8 +24,9 @@ PythonOpt = typer.Option("", "--python", "-p", help="Target Python: a version (3
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 RecipesOpt = typer.Option([], "--recipes", help="A directory of your own recipes, tried before the built-in "
                           "ones (also $TORCH_SETUP_RECIPES).")
-VenvOpt = typer.Option(planning.DEFAULT_VENV, "--venv", help="Where to make a venv when the target Python may "
-                       "not be written to (a system or externally managed one).")
+VenvOpt = typer.Option(None, "--venv", help="Make the venv here (default ~/.venvs/torch, used when the target "
+                       "Python may not be written to: a system or externally managed one). Given, a venv is made "
+                       "for any Python.")
 TorchOpt = typer.Option("", "--torch", help="A version range for torch, such as '>=2.6,<2.15'.")
 BreakOpt = typer.Option(False, "--break-system-packages",
                         help="Install into an externally managed Python instead of making a venv.")
@@ -48,8 +49,9 @@ def _fail(e: TorchSetupError, as_json: bool) -> None:
 
     causes = _causes(e.details, None) if isinstance(e, StepError) and e.details else []
     if as_json:
-        _emit({"ok": False, "error": {"code": int(e.code), "name": e.code.name, "message": e.message,
-                                      "hint": e.hint, "details": e.details}, "causes": causes})
+        _emit({"ok": False, "version": __version__, "error": {
+            "code": int(e.code), "name": e.code.name, "message": e.message, "hint": e.hint, "details": e.details},
+            "causes": causes, **getattr(e, "extra", {})})
     else:
         typer.echo(f"error: {e.message}", err=True)
         if e.details:
@@ -152,13 +154,14 @@ def _print_plan(plan: planning.Plan) -> None:
 def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
          facts: Optional[str] = typer.Option(None, "--facts", help="Plan for the JSON that `detect --json` "
                                              "printed on another host, without probing this one."),
-         venv: str = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
+         venv: Optional[str] = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
          torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
          find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
          recipes: List[str] = RecipesOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
     with _guard(as_json):
-        options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
+        options = planning.Options(venv=venv or planning.DEFAULT_VENV, venv_given=venv is not None, torch=torch,
+                                   break_system_packages=break_system_packages)
         _, _, the_plan = _plan_for(System(), python, facts, recipes, options,
                                    _topts(torch_backend, with_, index_url, find_links), python_from)
         if as_json:
@@ -168,7 +171,7 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
 
 
 @app.command()
-def install(python: str = PythonOpt, venv: str = VenvOpt,
+def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before changing the system."),
             dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
             as_json: bool = JsonOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
@@ -179,7 +182,8 @@ def install(python: str = PythonOpt, venv: str = VenvOpt,
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     with _guard(as_json):
         system = System()
-        options = planning.Options(venv=venv, torch=torch, break_system_packages=break_system_packages)
+        options = planning.Options(venv=venv or planning.DEFAULT_VENV, venv_given=venv is not None, torch=torch,
+                                   break_system_packages=break_system_packages)
         facts, rec, the_plan = _plan_for(system, python, None, recipes, options,
                                          _topts(torch_backend, with_, index_url, find_links), python_from)
         reporter = reporter_for(as_json)
@@ -198,7 +202,11 @@ def install(python: str = PythonOpt, venv: str = VenvOpt,
                 typer.confirm("Run these steps?", abort=True)
         for note in the_plan.notes if as_json else ():
             reporter.line(f"note: {note}")
-        report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify)
+        try:
+            report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify)
+        except TorchSetupError as e:  # fleets want to know which plan failed where
+            e.extra = {"plan": the_plan.to_dict(), "python": the_plan.python}
+            raise
         _finish_verify(report.verification, as_json, report.to_dict(),
                        lambda: _host_plan(system, python, recipes, venv)[2])
 
@@ -238,7 +246,7 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
 
 
 @app.command()
-def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: str = VenvOpt,
+def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str] = VenvOpt,
            recipes: List[str] = RecipesOpt) -> None:
     """Check every requirement of torch.compile in about a second, without compiling; say how to fix each."""
     from torch_setup import doctor as doc
@@ -249,13 +257,13 @@ def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: str = VenvOpt
         facts = pipeline.detect(system, python, rec, required=False)
         the_plan, plan_error = None, ""
         if facts.python.found:
-            options = planning.Options(venv=venv)
+            options = planning.Options(venv=venv or planning.DEFAULT_VENV)
             try:
                 facts = pipeline.prefer_existing_venv(system, facts, rec, options)
                 the_plan = planning.make_plan(facts, rec, options)
             except TorchSetupError as e:
                 plan_error = e.message
-        results = doc.checks(facts, rec, the_plan, doc.gather_extras(system, facts, venv), plan_error)
+        results = doc.checks(facts, rec, the_plan, doc.gather_extras(system, facts, venv or planning.DEFAULT_VENV), plan_error)
         if as_json:
             _emit({"ok": not doc.blocking(results), "python": facts.python.executable,
                    "checks": [c.to_dict() for c in results]})
@@ -297,12 +305,12 @@ def _print_causes(causes: list) -> None:
             typer.echo(f"  fix: {c['fix']}", err=True)
 
 
-def _host_plan(system: System, python: str, recipes: List[str], venv: str):
+def _host_plan(system: System, python: str, recipes: List[str], venv: Optional[str]):
     """This host's plan, for fixes; None where it cannot be made (explain still names the causes)."""
     try:
         rec = pipeline.load_recipes(recipes, system.env)
         facts = pipeline.detect(system, python, rec)
-        options = planning.Options(venv=venv)
+        options = planning.Options(venv=venv or planning.DEFAULT_VENV)
         facts = pipeline.prefer_existing_venv(system, facts, rec, options)
         return facts, rec, planning.make_plan(facts, rec, options, uv=None)
     except TorchSetupError:
@@ -312,7 +320,7 @@ def _host_plan(system: System, python: str, recipes: List[str], venv: str):
 @app.command()
 def explain(log: str = typer.Argument("-", help="A log file, or - for standard input."),
             as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan."),
-            python: str = PythonOpt, venv: str = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
+            python: str = PythonOpt, venv: Optional[str] = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
     """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes."""
     with _guard(as_json):
         try:

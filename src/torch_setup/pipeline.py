@@ -120,8 +120,11 @@ class InstallReport:
         return self.verification is None or self.verification.ok
 
     def to_dict(self) -> dict:
+        from torch_setup import __version__
+
         return {
-            "ok": self.ok, "changed": self.changed, "dry_run": self.dry_run, "python": self.plan.python,
+            "ok": self.ok, "version": __version__, "changed": self.changed, "dry_run": self.dry_run,
+            "python": self.plan.python,
             "plan": self.plan.to_dict(), "runs": [r.to_dict() for r in self.runs],
             "verify": self.verification.to_dict() if self.verification else None,
             "facts": self.facts.to_dict(),

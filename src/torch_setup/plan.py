@@ -72,6 +72,7 @@ class Plan:
 @dataclass(frozen=True)
 class Options:
     venv: str = DEFAULT_VENV  # where a venv goes when the target may not be written to
+    venv_given: bool = False  # --venv was passed: a venv even for a Python that could be written to
     torch: str = ""  # a version range such as ">=2.6,<2.15"; "" for the newest the Python supports
     break_system_packages: bool = False
 
@@ -168,7 +169,8 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     requirement = torch_requirement(facts, recipes, options.torch)
     keep_torch = not needs_torch(facts, recipes, options)
     system_owned = py.source == "system" and not py.in_venv
-    use_venv = not keep_torch and (py.externally_managed or system_owned) and not options.break_system_packages
+    use_venv = not keep_torch and not options.break_system_packages and (
+        py.externally_managed or system_owned or (options.venv_given and not py.in_venv))
     home = facts.host.home or os.path.expanduser("~")  # the planned host's home: --facts may come from another
     venv = _expand(options.venv, home) if use_venv else None
     target = os.path.join(venv, "bin", "python") if venv else py.executable
@@ -228,8 +230,9 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
             after = ("system-packages",) if "venv" in needs else ()
         steps.append(Step(
             "venv", f"Virtual environment {venv}", "todo", (Command(argv),), False,
-            "the target Python is " + ("externally managed (PEP 668)" if py.externally_managed else
-                                       "the system's own") + ": torch goes into a venv", after, venv,
+            ("the target Python is " + ("externally managed (PEP 668)" if py.externally_managed else
+                                        "the system's own") + ": torch goes into a venv")
+            if py.externally_managed or system_owned else "--venv asks for one", after, venv,
         ))
     if keep_torch:
         steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
