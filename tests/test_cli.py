@@ -280,3 +280,13 @@ def test_readme_documents_every_cause_id_and_exit_code():
         assert f"| `{sig.id}` |" in readme, sig.id
     for code in ExitCode:
         assert f"| {int(code)} | {code.name} |" in readme, code.name
+
+
+def test_readme_dockerfile_is_the_tested_one():
+    """The Dockerfile the README shows is the one the end-to-end suite builds (deploy/docker/debian13.Dockerfile)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("```dockerfile\n", 1)[1].split("```", 1)[0]
+    tested = (root / "deploy" / "docker" / "debian13.Dockerfile").read_text()
+    code = [ln for ln in tested.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert [ln for ln in block.splitlines() if ln.strip()] == code
