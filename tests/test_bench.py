@@ -51,6 +51,26 @@ def test_nft_counter_bytes(bench):
         bench.nft_counter_bytes("Error: No such file or directory")
 
 
+TOOL_OUTPUT = """\
+==> System packages: python3.13-dev g++ ca-certificates
+[torch]    + torch==2.15.0
+ok: uv (0.6 s)
+ok: venv (0.8 s)
+ok: torch (22.6 s)
+[system-packages]   Setting up g++ (4:14.2.0-1) ...
+ok: system-packages (30.8 s)
+==> Verifying torch.compile in /root/.venvs/torch/bin/python (fresh Inductor cache)
+torch.compile verified: torch 2.15.0+cu132 in /root/.venvs/torch/bin/python (cpu 32.91 s)
+"""
+
+
+def test_tool_steps(bench):
+    assert bench.tool_steps(TOOL_OUTPUT) == {
+        "step uv": 0.6, "step venv": 0.8, "step torch": 22.6, "step system-packages": 30.8,
+        "verification: torch.compile": 32.91}
+    assert bench.tool_steps("Nothing to do: every step is done already.") == {}
+
+
 def test_ratio_and_formatting(bench):
     assert bench.ratio(45.0, 90.0) == 0.5
     assert bench.ratio(1.0, 0.0) == float("inf")
@@ -77,7 +97,7 @@ def results(own_bytes=True):
         "cold": {"order": "manual", "apt_update": False, "ratio": 0.45, "bytes_ratio": 0.99,
                  "manual": path(100.0, 3_100_000_000, {"apt-get install": 11.0, "pip install torch": 70.0,
                                                        "python3 -m venv": 3.0, "smoke torch.compile": 16.0}),
-                 "tool": path(45.0, 3_069_000_000, {})},
+                 "tool": path(45.0, 3_069_000_000, {"step torch": 22.6})},
         "bytes_note": "a note",
         "rounds": [{"ready": {"bare": [0.02, 0.02, 0.03], "install_no_verify": [0.9, 1.0, 3.0],
                               "install": [15.0, 16.0, 17.0], "doctor": [1.0, 1.1, 1.2],
@@ -93,6 +113,7 @@ def test_report_shows_figures_ratios_targets_and_machine(bench):
     assert "manual first; apt-get update: no" in text
     assert "100.0 s" in text and "downloaded 3.10 GB" in text and "host interfaces: 3.10 GB" in text
     assert "pip install torch" in text and "70.0 s" in text
+    assert "step torch" in text and "side by side" in text
     assert "time tool/manual: 0.45× (target ≤ 0.5×: met)" in text
     assert "bytes tool/manual: 0.99×" in text
     # medians, with the spread; detect 0.3 s / bare 0.02 s = 15× misses its target

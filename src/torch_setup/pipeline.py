@@ -13,10 +13,9 @@ from torch_setup.errors import FactsError
 from torch_setup.facts import gather as gathering
 from torch_setup.facts import compiler, python
 from torch_setup.facts.model import Facts
-from torch_setup.report import Reporter
-from torch_setup.run import StepRun, execute
 from torch_setup.system import System
-from torch_setup.verify import Verification, verify
+
+# run, verify and report are imported where used: `detect` and `doctor` start faster without them.
 
 RECIPES_ENV = "TORCH_SETUP_RECIPES"
 
@@ -107,8 +106,8 @@ def resolve_uv(system: System, facts: Facts, recipes, options: planning.Options)
 class InstallReport:
     facts: Facts
     plan: planning.Plan
-    runs: List[StepRun] = field(default_factory=list)
-    verification: Optional[Verification] = None
+    runs: List["StepRun"] = field(default_factory=list)  # noqa: F821
+    verification: Optional["Verification"] = None  # noqa: F821
     dry_run: bool = False
 
     @property
@@ -131,8 +130,11 @@ class InstallReport:
         }
 
 
-def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter: Reporter,
+def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter,
             do_verify: bool = True) -> InstallReport:
+    from torch_setup.run import execute
+    from torch_setup.verify import verify
+
     report = InstallReport(facts, plan)
     report.runs = execute(system, plan, facts, reporter)
     if do_verify and plan.python:

@@ -10,8 +10,13 @@ from packaging.version import InvalidVersion, Version
 
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import Facts
-from torch_setup.indexes import mask_text
 from torch_setup.recipes import NEEDS, Platform, Recipes
+
+
+def mask_text(text: str) -> str:
+    from torch_setup.indexes import mask_text as mask  # the network module, only when something is shown
+
+    return mask(text)
 
 DEFAULT_VENV = "~/.venvs/torch"
 

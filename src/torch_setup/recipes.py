@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import string
 import sys
-from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -238,11 +237,14 @@ class Recipes:
 
 
 def builtin_dir():
-    """The packaged recipes (a wheel or the zipapp: maybe inside a zip file), else a source checkout's."""
-    packaged = resources.files("torch_setup") / "recipes"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent.parent / "recipes"
+    """The packaged recipes (a wheel, the unpacked zipapp), a source checkout's, or inside a zip file."""
+    here = Path(__file__).resolve().parent
+    for d in (here / "recipes", here.parent.parent / "recipes"):
+        if d.is_dir():
+            return d
+    from importlib import resources  # ~20 ms to import: only for a zip that could not be unpacked
+
+    return resources.files("torch_setup") / "recipes"
 
 
 def load(extra_dirs: Sequence[Path] = ()) -> Recipes:

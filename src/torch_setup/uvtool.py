@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 NO_UV_ENV = "TORCH_SETUP_NO_UV"  # "1": use pip, never fetch uv
 
@@ -52,6 +51,8 @@ print("uv unpacked to", dest)
 
 def choose(listing_files, target_tags) -> Optional[UvWheel]:
     """The newest uv wheel whose tags fit the target and that carries a sha256."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     best = None
     for f in listing_files:
         if f.yanked or not f.sha256 or not f.filename.endswith(".whl"):
