@@ -187,6 +187,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         facts, rec, the_plan = _plan_for(system, python, None, recipes, options,
                                          _topts(torch_backend, with_, index_url, find_links), python_from)
         reporter = reporter_for(as_json)
+        system.tty = type(reporter).__name__ == "TerminalReporter"  # commands show their own progress
         if dry_run:
             report = pipeline.InstallReport(facts, the_plan, dry_run=True)
             _emit(report.to_dict()) if as_json else _print_plan(the_plan)

@@ -6,6 +6,7 @@ real machines (tests/fixtures/hosts/*.json).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -31,6 +32,7 @@ class Result:
 
 
 NOT_FOUND = 127
+ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B])")
 
 
 def command_key(argv: Sequence[str]) -> str:
@@ -45,6 +47,8 @@ def command_key(argv: Sequence[str]) -> str:
 
 class System:
     """The real host."""
+
+    tty = False  # True on a terminal: streamed commands run on a pty (their own progress bars)
 
     def __init__(self, env: Optional[Mapping[str, str]] = None):
         self.env: Dict[str, str] = dict(os.environ if env is None else env)
@@ -70,6 +74,8 @@ class System:
                     text=True, errors="replace", cwd=cwd,
                 )
                 return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
+            if self.tty and hasattr(os, "openpty"):
+                return self._run_on_pty(argv, full_env, cwd, on_line, start)
             # Streamed: stderr folded into stdout so progress and errors keep their order.
             proc = subprocess.Popen(
                 list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -89,6 +95,38 @@ class System:
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             return Result(124, out, f"timed out after {timeout} s", time.monotonic() - start)
+
+    def _run_on_pty(self, argv, env, cwd, on_line, start) -> Result:
+        """On a terminal: the command gets a pty, so pip, uv and apt show their own progress; each redraw
+        (ended by \\r or \\n) comes through on_line, without colour codes."""
+        master, slave = os.openpty()
+        try:
+            proc = subprocess.Popen(list(argv), env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
+                                    cwd=cwd)
+        finally:
+            os.close(slave)
+        lines, pending = [], b""
+        try:
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the pty
+                    break
+                if not data:
+                    break
+                *parts, pending = re.split(rb"[\r\n]", pending + data)
+                for part in parts:
+                    text = ANSI.sub("", part.decode(errors="replace")).rstrip()
+                    if text:
+                        on_line(text)
+                        if not lines or lines[-1] != text:
+                            lines.append(text)
+        finally:
+            os.close(master)
+        rc = proc.wait()
+        tail = ANSI.sub("", pending.decode(errors="replace")).strip()
+        lines += [tail] if tail else []
+        return Result(rc, "\n".join(lines) + "\n", "", time.monotonic() - start)
 
     def read_text(self, path: str) -> Optional[str]:
         try:
