@@ -56,8 +56,11 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
 def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:
     cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
     try:
+        # Nothing from an earlier compile may count: fresh caches, a fresh TMPDIR (torch keeps some state under
+        # tempfile.gettempdir()), and no precompiled header, which is built once and then reused from /tmp.
         env = dict(env or {}, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=str(Path(cache) / "triton"),
-                   TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_AUTOGRAD_CACHE="0")
+                   TMPDIR=cache, TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_AUTOGRAD_CACHE="0",
+                   TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS="0")
         res = system.run([python, "-c", SMOKE], env=env, timeout=timeout)
         if res.rc == 127:
             return Verification(False, python, error=f"{python}: not found")

@@ -1,0 +1,129 @@
+"""The pure parts of scripts/bench: byte counting parsers, ratios and the text report."""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    loader = importlib.machinery.SourceFileLoader("bench_script", str(BENCH))
+    spec = importlib.util.spec_from_loader("bench_script", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+NET_DEV = """\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  931183    6453    0    0    0     0          0         0   931183    6453    0    0    0     0       0          0
+  ifb0:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  eth0: 27155189724 1018444    0    0    0     0          0         0 20838337  280858    0    0    0     0       0          0
+ wlan0:1000 10 0 0 0 0 0 0 5 1 0 0 0 0 0 0
+"""
+
+NFT_COUNTER = """\
+table inet torch-setup-bench-1a2b3c4d {
+	counter rx {
+		packets 10 bytes 15480
+	}
+}
+"""
+
+
+def test_net_dev_sums_received_bytes_of_all_interfaces_but_lo(bench):
+    assert bench.net_dev_rx_bytes(NET_DEV) == 27155189724 + 1000  # no space after "wlan0:" either
+
+
+def test_net_dev_of_a_host_with_only_lo_is_zero(bench):
+    assert bench.net_dev_rx_bytes("\n".join(NET_DEV.splitlines()[:3])) == 0
+
+
+def test_nft_counter_bytes(bench):
+    assert bench.nft_counter_bytes(NFT_COUNTER) == 15480
+    with pytest.raises(ValueError):
+        bench.nft_counter_bytes("Error: No such file or directory")
+
+
+TOOL_OUTPUT = """\
+==> System packages: python3.13-dev g++ ca-certificates
+[torch]    + torch==2.15.0
+ok: uv (0.6 s)
+ok: venv (0.8 s)
+ok: torch (22.6 s)
+[system-packages]   Setting up g++ (4:14.2.0-1) ...
+ok: system-packages (30.8 s)
+==> Verifying torch.compile in /root/.venvs/torch/bin/python (fresh Inductor cache)
+torch.compile verified: torch 2.15.0+cu132 in /root/.venvs/torch/bin/python (cpu 32.91 s)
+"""
+
+
+def test_tool_steps(bench):
+    assert bench.tool_steps(TOOL_OUTPUT) == {
+        "step uv": 0.6, "step venv": 0.8, "step torch": 22.6, "step system-packages": 30.8,
+        "verification: torch.compile": 32.91}
+    assert bench.tool_steps("Nothing to do: every step is done already.") == {}
+
+
+def test_ratio_and_formatting(bench):
+    assert bench.ratio(45.0, 90.0) == 0.5
+    assert bench.ratio(1.0, 0.0) == float("inf")
+    assert bench.fmt_target(0.5, 0.5) == "0.50× (target ≤ 0.5×: met)"
+    assert bench.fmt_target(0.51, 0.5) == "0.51× (target ≤ 0.5×: MISSED)"
+    assert bench.fmt_target(1.25, 2.0, " s") == "1.25 s (target ≤ 2 s: met)"
+    assert bench.fmt_bytes(3_104_000_000) == "3.10 GB"
+    assert bench.fmt_bytes(15_480) == "15.48 kB"
+    assert bench.fmt_bytes(12) == "12 B"
+    assert bench.fmt_bytes(None) == "n/a"
+    assert bench.fmt_s(0.0213) == "0.021 s"
+    assert bench.fmt_s(3.0) == "3.00 s"
+    assert bench.fmt_s(93.24) == "93.2 s"
+
+
+def results(own_bytes=True):
+    def path(seconds, nbytes, steps):
+        return {"seconds": seconds, "steps": steps, "torch": "2.15.0", "bytes": nbytes if own_bytes else None,
+                "host_bytes": nbytes + 1000}
+    return {
+        "date": "2026-11-29 20:00 UTC", "tarball": "trixie-minbase-python3.tar",
+        "machine": {"os": "Debian GNU/Linux 12 (bookworm)", "kernel": "6.1.0", "nproc": 2, "cpu": "AMD EPYC",
+                    "mem_gib": 23.4, "load_start": 1.5, "load_end": 2.0},
+        "cold": {"order": "manual", "apt_update": False, "ratio": 0.45, "bytes_ratio": 0.99,
+                 "manual": path(100.0, 3_100_000_000, {"apt-get install": 11.0, "pip install torch": 70.0,
+                                                       "python3 -m venv": 3.0, "smoke torch.compile": 16.0}),
+                 "tool": path(45.0, 3_069_000_000, {"step torch": 22.6})},
+        "bytes_note": "a note",
+        "rounds": [{"ready": {"bare": [0.02, 0.02, 0.03], "install_no_verify": [0.9, 1.0, 3.0],
+                              "install": [15.0, 16.0, 17.0], "doctor": [1.0, 1.1, 1.2],
+                              "detect": [0.25, 0.3, 0.35]},
+                    "verify": {"smoke": [10.0, 11.0, 12.0], "verify": [13.0, 14.0, 15.0]}}],
+        "total_s": 400.0,
+    }
+
+
+def test_report_shows_figures_ratios_targets_and_machine(bench):
+    text = bench.report_text(results())
+    assert "2 CPUs (AMD EPYC), 23.4 GiB RAM" in text and "kernel 6.1.0" in text and "2026-11-29 20:00 UTC" in text
+    assert "manual first; apt-get update: no" in text
+    assert "100.0 s" in text and "downloaded 3.10 GB" in text and "host interfaces: 3.10 GB" in text
+    assert "pip install torch" in text and "70.0 s" in text
+    assert "step torch" in text and "side by side" in text
+    assert "time tool/manual: 0.45× (target ≤ 0.5×: met)" in text
+    assert "bytes tool/manual: 0.99×" in text
+    # medians, with the spread; detect 0.3 s / bare 0.02 s = 15× misses its target
+    assert "1.00 s (min 0.900 s, max 3.00 s)" in text
+    assert "50.0× bare (target ≤ 2 s: met)" in text
+    assert "15.0× bare (target ≤ 10×: MISSED)" in text
+    assert "1.27× (target ≤ 1.2×: MISSED)" in text  # verify 14 s / smoke 11 s
+    assert "round 1 of 1" in text
+
+
+def test_report_without_per_process_bytes(bench):
+    text = bench.report_text(results(own_bytes=False))
+    assert "downloaded n/a (host interfaces: 3.10 GB)" in text
