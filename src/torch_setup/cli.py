@@ -4,15 +4,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from torch_setup import __version__, pipeline
-from torch_setup import plan as planning
 from torch_setup.errors import ExitCode, TorchSetupError
 from torch_setup.report import reporter_for
 from torch_setup.system import System
+
+if TYPE_CHECKING:  # imported where used: `detect` starts faster without the planning modules
+    from torch_setup import plan as planning
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -109,6 +111,8 @@ def _topts(backend: str, with_: str, index_url: Optional[str], find_links: List[
 
 def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: List[str],
               options: planning.Options, topts: pipeline.TorchOptions, python_from: Optional[str] = None):
+    from torch_setup import plan as planning
+
     from torch_setup import provision
     from torch_setup.facts.python import VERSION_SPEC
 
@@ -159,6 +163,8 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
          find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
          recipes: List[str] = RecipesOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
+    from torch_setup import plan as planning
+
     with _guard(as_json):
         options = planning.Options(venv=venv or planning.DEFAULT_VENV, venv_given=venv is not None, torch=torch,
                                    break_system_packages=break_system_packages)
@@ -180,6 +186,8 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
             recipes: List[str] = RecipesOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
+    from torch_setup import plan as planning
+
     with _guard(as_json):
         system = System()
         options = planning.Options(venv=venv or planning.DEFAULT_VENV, venv_given=venv is not None, torch=torch,
@@ -236,6 +244,8 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
                                       "active venv, else python3."),
            as_json: bool = JsonOpt) -> None:
     """Run a small model through torch.compile with a fresh cache, compared with eager."""
+    from torch_setup import plan as planning
+
     with _guard(as_json):
         from torch_setup.facts.python import find
         from torch_setup.verify import verify as run_verify
@@ -250,6 +260,8 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
 def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str] = VenvOpt,
            recipes: List[str] = RecipesOpt) -> None:
     """Check every requirement of torch.compile in about a second, without compiling; say how to fix each."""
+    from torch_setup import plan as planning
+
     from torch_setup import doctor as doc
 
     with _guard(as_json):
@@ -308,6 +320,8 @@ def _print_causes(causes: list) -> None:
 
 def _host_plan(system: System, python: str, recipes: List[str], venv: Optional[str]):
     """This host's plan, for fixes; None where it cannot be made (explain still names the causes)."""
+    from torch_setup import plan as planning
+
     try:
         rec = pipeline.load_recipes(recipes, system.env)
         facts = pipeline.detect(system, python, rec)
@@ -323,6 +337,8 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan."),
             python: str = PythonOpt, venv: Optional[str] = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
     """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes."""
+    from torch_setup import plan as planning
+
     with _guard(as_json):
         try:
             raw = sys.stdin.buffer.read() if log == "-" else open(log, "rb").read()

@@ -5,9 +5,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
-from torch_setup import plan as planning
 from torch_setup import recipes as recipes_mod
 from torch_setup.errors import FactsError
 from torch_setup.facts import gather as gathering
@@ -15,7 +14,10 @@ from torch_setup.facts import compiler, python
 from torch_setup.facts.model import Facts
 from torch_setup.system import System
 
-# run, verify and report are imported where used: `detect` and `doctor` start faster without them.
+if TYPE_CHECKING:  # plan, run and verify are imported where used: `detect` starts faster without them
+    from torch_setup import plan as planning
+    from torch_setup.run import StepRun
+    from torch_setup.verify import Verification
 
 RECIPES_ENV = "TORCH_SETUP_RECIPES"
 
@@ -48,6 +50,8 @@ def read_facts(path: str) -> Facts:
 
 def prefer_existing_venv(system: System, facts: Facts, recipes, options: planning.Options) -> Facts:
     """A second run: when the plan would make a venv that already exists, plan for the venv instead."""
+    from torch_setup import plan as planning  # here: `detect` needs no planning, and starts faster
+
     plan = planning.make_plan(facts, recipes, options)
     venv_step = next((s for s in plan.steps if s.id == "venv"), None)
     exe = os.path.join(os.path.expanduser(options.venv), "bin", "python")
@@ -75,6 +79,8 @@ def choose_torch(system: System, facts: Facts, recipes, options: planning.Option
     """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing).
 
     local=False (facts from another host): this host's pip configuration and environment are not its."""
+    from torch_setup import plan as planning
+
     if not facts.python.found or not planning.needs_torch(facts, recipes, options):
         return None
     from torch_setup import torch_choice
@@ -95,6 +101,8 @@ def choose_torch(system: System, facts: Facts, recipes, options: planning.Option
 def resolve_uv(system: System, facts: Facts, recipes, options: planning.Options):
     """A uv wheel to fetch when the box has no uv and the plan may use one (torch to install, or a Python to
     provide)."""
+    from torch_setup import plan as planning
+
     if facts.host.uv or (facts.python.found and not planning.needs_torch(facts, recipes, options)):
         return None
     from torch_setup import uvtool
@@ -106,8 +114,8 @@ def resolve_uv(system: System, facts: Facts, recipes, options: planning.Options)
 class InstallReport:
     facts: Facts
     plan: planning.Plan
-    runs: List["StepRun"] = field(default_factory=list)  # noqa: F821
-    verification: Optional["Verification"] = None  # noqa: F821
+    runs: List[StepRun] = field(default_factory=list)
+    verification: Optional[Verification] = None
     dry_run: bool = False
 
     @property
