@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,10 +34,16 @@ print("COMPILE-OK", torch.__version__, sys.executable)
 
 
 @pytest.fixture(scope="module")
-def pyz(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pyz") / "torch-setup.pyz"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "build-zipapp"), "-o", str(out)], check=True)
-    return out
+def pyz(root) -> str:
+    """The README's bare-box command, first half, run inside the root: the project's files (as a clone has them)
+    and `python3 scripts/build-zipapp`, with nothing but the root's python3."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in files.splitlines():
+        if (REPO / name).is_file():
+            root.copy_in(REPO / name, f"/root/torch-setup/{name}")
+    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 scripts/build-zipapp"], timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return "/root/torch-setup/dist/torch-setup.pyz"
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +74,15 @@ def test_control_torch_compile_fails_on_bare_root(root):
 
 
 def test_doctor_lists_the_problems_first(root, pyz):
-    root.copy_in(pyz, "/root/torch-setup.pyz")
-    res = root.run(["python3", "/root/torch-setup.pyz", "doctor", "--json"], timeout=300)
+    res = root.run(["python3", pyz, "doctor", "--json"], timeout=300)
     assert res.returncode == 10, res.stderr[-2000:]  # PROBLEMS
     problems = {c["id"] for c in json.loads(res.stdout)["checks"] if c["status"] == "problem"}
     assert {"headers", "cxx", "torch"} <= problems
 
 
 def test_install_makes_torch_compile_work(root, pyz):
-    root.copy_in(pyz, "/root/torch-setup.pyz")
-    res = root.run(["python3", "/root/torch-setup.pyz", "install", "--yes", "--torch-backend", "auto"], timeout=2400)
+    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 dist/torch-setup.pyz install --yes --torch-backend auto"],
+                   timeout=2400)
     print(res.stdout[-3000:], res.stderr[-6000:])
     assert res.returncode == 0
     assert "torch.compile verified" in res.stdout
@@ -89,8 +93,8 @@ def test_install_makes_torch_compile_work(root, pyz):
     assert "COMPILE-OK" in res.stdout
 
 
-def test_second_install_has_nothing_to_do(root):
-    res = root.run(["python3", "/root/torch-setup.pyz", "install", "--yes", "--json"], timeout=900)
+def test_second_install_has_nothing_to_do(root, pyz):
+    res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout)
     assert report["changed"] is False
@@ -99,8 +103,8 @@ def test_second_install_has_nothing_to_do(root):
     assert "Nothing to do" in res.stderr
 
 
-def test_doctor_is_all_ok_after(root):
-    res = root.run(["python3", "/root/torch-setup.pyz", "doctor", "--json"], timeout=300)
+def test_doctor_is_all_ok_after(root, pyz):
+    res = root.run(["python3", pyz, "doctor", "--json"], timeout=300)
     assert res.returncode == 0, res.stdout[-3000:]
     report = json.loads(res.stdout)
     assert report["ok"] is True and report["python"] == "/root/.venvs/torch/bin/python"
