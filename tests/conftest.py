@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -106,4 +107,30 @@ def assert_bad_recipe(tmp_path, body: str, words) -> None:
     for word in words:
         assert word in e.value.message, f"{word!r} not in {e.value.message!r}"
     assert e.value.code == ExitCode.BAD_RECIPE
+
+
+LOG_HEADER = re.compile(r"^# (source|evidence|note): ?(.*)$")
+
+
+def read_log(path) -> tuple:
+    """A log fixture: (the log as a user pastes it, {header key: value}); its `# source:` lines are ours."""
+    lines = Path(path).read_bytes().decode("utf-8").split("\n")
+    header = {}
+    while lines and LOG_HEADER.match(lines[0].rstrip("\r")):
+        key, value = LOG_HEADER.match(lines[0].rstrip("\r")).groups()
+        header[key] = value
+        lines.pop(0)
+    return "\n".join(lines), header
+
+
+def load_script(name: str):
+    """A script of scripts/ (no .py ending) as a module, for testing its pure parts."""
+    import importlib.machinery
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / name
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
 

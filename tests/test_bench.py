@@ -1,22 +1,16 @@
 """The pure parts of scripts/bench: byte counting parsers, ratios and the text report."""
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
+from conftest import load_script
+
 
 
 @pytest.fixture(scope="module")
 def bench():
-    loader = importlib.machinery.SourceFileLoader("bench_script", str(BENCH))
-    spec = importlib.util.spec_from_loader("bench_script", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 NET_DEV = """\

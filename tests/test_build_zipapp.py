@@ -1,20 +1,14 @@
 """scripts/build-zipapp: stdlib only, wheels pinned by sha256 in scripts/zipapp.lock."""
 import hashlib
-import importlib.machinery
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build-zipapp"
+from conftest import load_script
+
 
 
 def load():
-    loader = importlib.machinery.SourceFileLoader("build_zipapp", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("build_zipapp", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script("build-zipapp")
 
 
 def test_the_lock_pins_every_dependency_with_a_sha256():

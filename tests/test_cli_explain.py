@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, host_facts
+from conftest import FIXTURES, host_facts, read_log
 from torch_setup import explain as ex
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
@@ -19,20 +19,13 @@ from torch_setup.system import FakeSystem, Result
 
 runner = CliRunner()
 LOGS = FIXTURES / "logs"
-HEADER = re.compile(r"^# (source|evidence|note): ?(.*)$")
 VENV = "/opt/venvs/torch"
 CAUSE_KEYS = {"id", "title", "evidence", "line", "fix", "fix_steps", "fix_commands", "advice"}
 
 
 def pasted(name: str):
     """(the log as a user pastes it, {header: value})."""
-    lines = (LOGS / name).read_bytes().decode("utf-8").split("\n")
-    header = {}
-    while lines and HEADER.match(lines[0].rstrip("\r")):
-        key, value = HEADER.match(lines[0].rstrip("\r")).groups()
-        header[key] = value
-        lines.pop(0)
-    return "\n".join(lines), header
+    return read_log(LOGS / name)
 
 
 def copy_of(tmp_path: Path, name: str) -> Path:

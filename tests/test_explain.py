@@ -12,23 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import read_log
+
 from torch_setup.errors import RecipeError
 from torch_setup.explain import NEEDS, UNKNOWN, diagnose, load_catalogue
 
 LOGS = Path(__file__).parent / "fixtures" / "logs"
-HEADER = re.compile(r"^# (source|evidence|note): ?(.*)$")
 
-
-def read_log(path: Path):
-    """(log text without the header, {header key: value})."""
-    raw = path.read_bytes().decode("utf-8")
-    lines = raw.split("\n")
-    header = {}
-    while lines and HEADER.match(lines[0].rstrip("\r")):
-        key, value = HEADER.match(lines[0].rstrip("\r")).groups()
-        header[key] = value
-        lines.pop(0)
-    return "\n".join(lines), header
 
 
 def log_files():

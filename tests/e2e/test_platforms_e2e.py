@@ -77,6 +77,6 @@ def test_pyenv_interpreter_detected_and_set_up(tmp_path, pyz):
                          capture_output=True, text=True, timeout=2400)
     print(res.stdout[-3000:], res.stderr[-5000:])
     assert res.returncode == 0
-    assert f"torch.compile verified" in res.stdout and exe in res.stdout  # into the pyenv Python: no venv
+    assert "torch.compile verified" in res.stdout and exe in res.stdout  # into the pyenv Python: no venv
     res = subprocess.run([exe, "-c", COMPILE], env=env, capture_output=True, text=True, timeout=600)
     assert "COMPILE-OK" in res.stdout, res.stderr[-3000:]
