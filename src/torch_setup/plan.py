@@ -10,7 +10,7 @@ from packaging.version import InvalidVersion, Version
 
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import Facts
-from torch_setup.recipes import NEEDS, Platform, Recipes
+from torch_setup.recipes import NEEDS, Manager, Platform, Recipes
 
 
 def mask_text(text: str) -> str:
@@ -124,36 +124,52 @@ def _root(argv: Tuple[str, ...], env: Dict[str, str], facts: Facts) -> Command:
     return Command(("sudo",) + (("env",) + tuple(f"{k}={v}" for k, v in env.items()) if env else ()) + argv)
 
 
+def manager_command(facts: Facts, manager: Manager, argv: Tuple[str, ...]) -> Command:
+    """A package manager's command: as root (sudo where needed), or as the user for Homebrew and conda."""
+    return _root(argv, manager.env, facts) if manager.root else Command(argv, dict(manager.env))
+
+
+def stale(facts: Facts, manager: Manager) -> bool:
+    """Does the manager's refresh run before an install? apt's by the lists' age; the others' always."""
+    age = facts.host.apt_lists_age_s if manager.name == "apt" else None
+    return bool(manager.refresh) and (manager.refresh_max_age_s is None or age is None
+                                      or age > manager.refresh_max_age_s)
+
+
+def install_commands(facts: Facts, manager: Manager, packages, refreshed: bool = False) -> List[Command]:
+    """The manager's refresh when its lists are stale (and no earlier step refreshed them), then its install."""
+    commands = [manager_command(facts, manager, manager.refresh)] if stale(facts, manager) and not refreshed else []
+    return commands + [manager_command(facts, manager, manager.install_argv(packages))]
+
+
+def template_values(facts: Facts) -> Dict[str, str]:
+    """What recipe templates may name besides {minor}: {arch}, {major}."""
+    return {"arch": facts.arch or "", "major": (facts.os.version or "").split(".")[0]}
+
+
+def expand_home(path: str, facts: Facts) -> str:
+    """~ as the planned host's home (`plan --facts` may describe another box), else this one's."""
+    home = facts.host.home or os.path.expanduser("~")
+    return home + path[1:] if path == "~" or path.startswith("~/") else path
+
+
 def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], needs: List[str]) -> Optional[Step]:
     if not platform:
         return None
     manager = recipes.managers[platform.manager]
     minor = facts.python.minor or ""
-    values = {"arch": facts.arch or "", "major": (facts.os.version or "").split(".")[0]}
     packages: List[str] = []
     for need in NEEDS:
         if need in needs:
-            packages += platform.packages_for(need, minor, **values)
+            packages += platform.packages_for(need, minor, **template_values(facts))
     packages = list(dict.fromkeys(packages))
-    # Homebrew and conda run as the user; the OS managers as root.
-    as_mgr = (lambda a: _root(a, manager.env, facts)) if manager.root else (lambda a: Command(a, dict(manager.env)))
     what = {"headers": f"Python {minor} headers", "venv": "venv support", "cxx": "a C++ compiler with OpenMP",
             "ca": "CA certificates"}
     title = "System packages: " + (" ".join(packages) if packages else "nothing missing")
     if not packages:
         return Step("system-packages", title, "done", (), manager.root, "headers, compiler and venv support present")
-    commands = []
-    age = facts.host.apt_lists_age_s if manager.name == "apt" else None
-    stale = manager.refresh and (manager.refresh_max_age_s is None or age is None or age > manager.refresh_max_age_s)
-    if stale:
-        commands.append(as_mgr(manager.refresh))
-    commands.append(as_mgr(manager.install_argv(packages)))
     why = "missing: " + ", ".join(what[n] for n in NEEDS if n in needs)
-    return Step("system-packages", title, "todo", tuple(commands), manager.root, why)
-
-
-def _expand(path: str, home: str) -> str:
-    return home + path[1:] if path == "~" or path.startswith("~/") else path
+    return Step("system-packages", title, "todo", tuple(install_commands(facts, manager, packages)), manager.root, why)
 
 
 def needs_torch(facts: Facts, recipes: Recipes, options: Options) -> bool:
@@ -177,11 +193,10 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     system_owned = py.source == "system" and not py.in_venv
     use_venv = not keep_torch and not options.break_system_packages and (
         py.externally_managed or system_owned or (options.venv_given and not py.in_venv))
-    home = facts.host.home or os.path.expanduser("~")  # the planned host's home: --facts may come from another
-    venv = _expand(options.venv, home) if use_venv else None
+    venv = expand_home(options.venv, facts) if use_venv else None
     target = os.path.join(venv, "bin", "python") if venv else py.executable
     fetch_uv = uv is not None and not facts.host.uv and not keep_torch
-    uv_path = facts.host.uv or (uv.dest(home) if fetch_uv else None)
+    uv_path = facts.host.uv or (uv.dest(expand_home("~", facts)) if fetch_uv else None)
 
     needs = []
     if not py.has_headers:

@@ -180,9 +180,9 @@ def python_steps(facts: Facts, recipes: Recipes, minor: str, provider: Optional[
     if provider == "system":
         return _system(facts, recipes, base, version)
     if provider == "uv":
-        return _uv(facts, recipes, minor, version, _expand(venv, facts), uv)
+        return _uv(facts, recipes, minor, version, planning.expand_home(venv, facts), uv)
     if provider == "pyenv":
-        return _pyenv(facts, recipes, base, version, _expand(venv, facts), pyenv)
+        return _pyenv(facts, recipes, base, version, planning.expand_home(venv, facts), pyenv)
     return _conda(facts, recipes, base, version, conda)
 
 
@@ -194,7 +194,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
             f"{where} does not package Python {minor}" + (f" (recipe {platform.id})" if platform else ""),
             hint="--python-from uv (a uv-managed Python, headers included), pyenv or conda")
     manager = recipes.managers[platform.manager]
-    values = _values(facts)
+    values = planning.template_values(facts)
     steps: List[planning.Step] = []
     checks: Checks = {}
     repos = [recipes.repos[r] for r in platform.repos_for(minor)]
@@ -204,13 +204,13 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
         commands: List[planning.Command] = []
         prereq = _unique(fill(p, minor=minor, **values) for r in repos for p in r.packages)
         if prereq:
-            commands += _install(facts, manager, prereq)
-            refreshed = _stale(facts, manager)
+            commands += planning.install_commands(facts, manager, prereq)
+            refreshed = planning.stale(facts, manager)
         for r in repos:
-            commands += [_as(facts, manager, tuple(fill(a, minor=minor, **values) for a in argv))
+            commands += [planning.manager_command(facts, manager, tuple(fill(a, minor=minor, **values) for a in argv))
                          for argv in r.commands]
         if any(r.refresh for r in repos) and manager.refresh:
-            commands.append(_as(facts, manager, manager.refresh))
+            commands.append(planning.manager_command(facts, manager, manager.refresh))
             refreshed = True
         steps.append(planning.Step(
             "python-repos", "Repositories: " + ", ".join(r.title for r in repos), "todo", tuple(commands),
@@ -223,7 +223,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
     packages = _unique(p for need in needs for p in platform.packages_for(need, minor, **values))
     steps.append(planning.Step(
         "python-packages", "System packages: " + " ".join(packages), "todo",
-        tuple(_install(facts, manager, packages, refreshed=refreshed)), manager.root,
+        tuple(planning.install_commands(facts, manager, packages, refreshed=refreshed)), manager.root,
         f"no Python {minor} on the box; {platform.id} packages it"))
     em = next((r.externally_managed for r in repos if r.externally_managed is not None), platform.externally_managed)
     exe = fill(platform.python_executable, minor=minor, **values)
@@ -255,7 +255,7 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
     if system:
         steps.append(system)
     if not uv and wheel:
-        uv = wheel.dest(_home(facts))
+        uv = wheel.dest(planning.expand_home("~", facts))
         from torch_setup.uvtool import FETCH_SCRIPT
 
         steps.append(planning.Step(
@@ -263,7 +263,7 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
             (planning.Command((maker, "-c", FETCH_SCRIPT, wheel.url, wheel.sha256, uv)),), False,
             "no uv here: it installs Python 3 builds with headers, and torch faster than pip"))
     elif not uv:
-        tool = _expand(UV_TOOL_VENV, facts)
+        tool = planning.expand_home(UV_TOOL_VENV, facts)
         uv = os.path.join(tool, "bin", "uv")
         steps.append(planning.Step(
             "uv", f"uv (from the package index, in its own venv {tool})", "todo",
@@ -297,7 +297,7 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
     if system:
         steps.append(system)
     if not pyenv:
-        root = _expand(PYENV_ROOT, facts)
+        root = planning.expand_home(PYENV_ROOT, facts)
         pyenv = os.path.join(root, "bin", "pyenv")
         steps.append(planning.Step("pyenv", f"pyenv (a checkout in {root})", "todo",
                                    (planning.Command(("git", "clone", "--depth", "1", PYENV_GIT, root)),), False,
@@ -322,8 +322,8 @@ def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Opti
         raise UnsupportedError(f"no conda recipe for {facts.os.system} {facts.arch}",
                                hint="add one with --recipes DIR (see recipes/conda.toml), or --python-from uv")
     manager = _env_manager(recipes, cplat, conda)
-    prefix = _expand(fill(CONDA_ENV, minor=minor), facts)
-    values = dict(_values(facts), prefix=prefix)
+    prefix = planning.expand_home(fill(CONDA_ENV, minor=minor), facts)
+    values = dict(planning.template_values(facts), prefix=prefix)
     cxx = not facts.compiler.toolchain_ok
     packages = _unique(list(cplat.packages_for(PYTHON, minor, **values))
                        + (list(cplat.packages_for("cxx", minor, **values)) if cxx else []))
@@ -362,7 +362,7 @@ def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = Non
         cplat = recipes.source_platform("conda", arch=facts.arch or None, system=facts.os.system or None)
         if cplat:
             prefix = py.base_prefix or py.prefix or ""
-            values = dict(_values(facts), prefix=prefix)
+            values = dict(planning.template_values(facts), prefix=prefix)
             manager = _env_manager(recipes, cplat, conda)
             packages = cplat.packages_for("cxx", py.minor or "", **values)
             env = {k: fill(v, **values) for k, v in cplat.cxx_env.items()}
@@ -388,23 +388,18 @@ def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = Non
         return None
     upgrade = platform.cxx_upgrade
     manager = recipes.managers[platform.manager]
-    values = _values(facts)
+    values = planning.template_values(facts)
     packages = tuple(fill(p, minor=py.minor or "", **values) for p in upgrade.packages)
     env = {k: fill(v, minor=py.minor or "", **values) for k, v in upgrade.env.items()}
     step = planning.Step("compiler", f"C++ compiler: {' '.join(packages)} ({_show(env)})", "todo",
-                         tuple(_install(facts, manager, packages)), manager.root, why + f"; then {_show(env)}")
+                         tuple(planning.install_commands(facts, manager, packages)), manager.root, why + f"; then {_show(env)}")
     return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
 
-def _home(facts: Facts) -> str:
-    """The planned host's home (`plan --facts` may describe another box), else this one's, as make_plan does."""
-    return facts.host.home or os.path.expanduser("~")
 
 
-def _expand(path: str, facts: Facts) -> str:
-    return _home(facts) + path[1:] if path == "~" or path.startswith("~/") else path
 
 
 def _is(py: PythonFacts, minor: str) -> bool:
@@ -416,8 +411,6 @@ def _needs_cxx(facts: Facts, recipes: Recipes) -> bool:
     return not facts.compiler.toolchain_ok and not compiler_steps(facts, recipes)
 
 
-def _values(facts: Facts) -> Dict[str, str]:
-    return {"arch": facts.arch or "", "major": (facts.os.version or "").split(".")[0]}
 
 
 def _unique(items) -> Tuple[str, ...]:
@@ -436,28 +429,10 @@ def _chain(steps: Sequence[planning.Step]) -> List[planning.Step]:
     return out
 
 
-def _as(facts: Facts, manager: Manager, argv: Tuple[str, ...]) -> planning.Command:
-    """A command of this manager: as root (sudo where needed) unless the manager runs as the user."""
-    if manager.root:
-        return planning._root(argv, dict(manager.env), facts)
-    return planning.Command(argv, dict(manager.env))
 
 
-def _stale(facts: Facts, manager: Manager) -> bool:
-    """Does the manager's refresh run before an install? As make_plan decides it: apt by the lists' age."""
-    age = facts.host.apt_lists_age_s if manager.name == "apt" else None
-    return bool(manager.refresh) and (manager.refresh_max_age_s is None or age is None
-                                      or age > manager.refresh_max_age_s)
 
 
-def _install(facts: Facts, manager: Manager, packages: Sequence[str],
-             refreshed: bool = False) -> List[planning.Command]:
-    """The manager's refresh when its lists are stale (and no earlier step refreshed them), then its install."""
-    commands = []
-    if _stale(facts, manager) and not refreshed:
-        commands.append(_as(facts, manager, manager.refresh))
-    commands.append(_as(facts, manager, manager.install_argv(packages)))
-    return commands
 
 
 def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform], minor: str,
@@ -467,14 +442,14 @@ def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform
     if not platform:
         return None, []
     manager = recipes.managers[platform.manager]
-    values = _values(facts)
+    values = planning.template_values(facts)
     needs = (["cxx"] if _needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else [])
     packages = _unique([fill(p, minor=minor, **values) for p in extra]
                        + [p for need in needs for p in platform.packages_for(need, minor, **values)])
     if not packages:
         return None, []
     return planning.Step("python-packages", "System packages: " + " ".join(packages), "todo",
-                         tuple(_install(facts, manager, packages)), manager.root, why), needs
+                         tuple(planning.install_commands(facts, manager, packages)), manager.root, why), needs
 
 
 def _venv_python(minor: str, version: str, venv: str, source: str) -> PythonFacts:
