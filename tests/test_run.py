@@ -179,10 +179,3 @@ def test_check_privileges_passes(builtin_recipes, name, is_root, sudo):
 
 def test_check_privileges_is_the_error_class_the_cli_maps():
     assert run.NeedsRootError is NeedsRootError
-
-
-def test_venv_python(tmp_path):
-    assert run.venv_python(str(tmp_path)) is None
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "python").write_text("")
-    assert run.venv_python(str(tmp_path)) == str(tmp_path / "bin" / "python")

@@ -2,7 +2,6 @@
 (apt while torch downloads); a step that fails stops the run, and what this run made half is removed."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -92,7 +91,3 @@ def _run_step(system: System, step: Step, reporter: Reporter) -> StepRun:
     reporter.step_end(step, True, total)
     return StepRun(step.id, "ran", total)
 
-
-def venv_python(path: str) -> Optional[str]:
-    exe = os.path.join(os.path.expanduser(path), "bin", "python")
-    return exe if os.path.exists(exe) else None
