@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from torch_setup import __version__, pipeline
-from torch_setup.errors import ExitCode, TorchSetupError
+from torch_setup.errors import ExitCode, PythonNotFoundError, TorchSetupError
 from torch_setup.report import reporter_for
 from torch_setup.system import System
 
@@ -125,7 +125,10 @@ def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: L
         if facts.python.found:
             facts = pipeline.prefer_existing_venv(system, facts, rec, options)
         else:  # --python 3.13 names none here: plan from the box's default Python, and provide 3.13
-            facts = pipeline.detect(system, "", rec, required=False)
+            try:
+                facts = pipeline.with_python(system, facts, "")
+            except PythonNotFoundError:
+                facts.python.spec = ""  # no python3 either: provide one from nothing
     uv = pipeline.resolve_uv(system, facts, rec, options) if not facts_file else None
     tool = lambda *names: next((p for p in map(system.which, names) if p), None)  # noqa: E731
     prep = provision.prepare(facts, rec, minor=minor, provider=python_from, venv=options.venv,
@@ -260,23 +263,15 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
 def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str] = VenvOpt,
            recipes: List[str] = RecipesOpt) -> None:
     """Check every requirement of torch.compile in about a second, without compiling; say how to fix each."""
-    from torch_setup import plan as planning
-
     from torch_setup import doctor as doc
+    from torch_setup import plan as planning
 
     with _guard(as_json):
         system = System()
         rec = pipeline.load_recipes(recipes, system.env)
-        facts = pipeline.detect(system, python, rec, required=False)
-        the_plan, plan_error = None, ""
-        if facts.python.found:
-            options = planning.Options(venv=venv or planning.DEFAULT_VENV)
-            try:
-                facts = pipeline.prefer_existing_venv(system, facts, rec, options)
-                the_plan = planning.make_plan(facts, rec, options)
-            except TorchSetupError as e:
-                plan_error = e.message
-        results = doc.checks(facts, rec, the_plan, doc.gather_extras(system, facts, venv or planning.DEFAULT_VENV), plan_error)
+        options = planning.Options(venv=venv or planning.DEFAULT_VENV)
+        facts, the_plan, plan_error = pipeline.host_plan(system, python, rec, options)
+        results = doc.checks(facts, rec, the_plan, doc.gather_extras(system, facts, options.venv), plan_error)
         if as_json:
             _emit({"ok": not doc.blocking(results), "python": facts.python.executable,
                    "checks": [c.to_dict() for c in results]})
@@ -324,12 +319,11 @@ def _host_plan(system: System, python: str, recipes: List[str], venv: Optional[s
 
     try:
         rec = pipeline.load_recipes(recipes, system.env)
-        facts = pipeline.detect(system, python, rec)
         options = planning.Options(venv=venv or planning.DEFAULT_VENV)
-        facts = pipeline.prefer_existing_venv(system, facts, rec, options)
-        return facts, rec, planning.make_plan(facts, rec, options, uv=None)
+        facts, the_plan, _ = pipeline.host_plan(system, python, rec, options)
     except TorchSetupError:
         return None, None, None
+    return (facts, rec, the_plan) if the_plan else (None, None, None)
 
 
 @app.command()

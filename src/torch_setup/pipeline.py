@@ -60,10 +60,31 @@ def prefer_existing_venv(system: System, facts: Facts, recipes, options: plannin
     py, torch, _, _ = python.find(system, exe)
     if py.minor != facts.python.minor or py.free_threaded != facts.python.free_threaded:
         return facts  # a venv of another Python: leave it, the plan's venv step will fail loudly on it
+    return with_python(system, facts, exe, (py, torch))
+
+
+def with_python(system: System, facts: Facts, spec: str, found=None) -> Facts:
+    """The facts for another interpreter on the same host: only the Python, torch and compiler facts change."""
+    py, torch = found or python.find(system, spec)[:2]
     facts.python, facts.torch = py, torch
-    facts.python.spec = exe
+    facts.python.spec = spec
     facts.compiler = compiler.probe(system, facts.os.system, py.include_dir, py.has_headers)
     return facts
+
+
+def host_plan(system: System, spec: str, recipes, options: planning.Options):
+    """(facts, plan, why not) for this host as it is, without asking any index: doctor's and explain's view."""
+    from torch_setup import plan as planning
+    from torch_setup.errors import TorchSetupError
+
+    facts = detect(system, spec, recipes, required=False)
+    if not facts.python.found:
+        return facts, None, ""
+    try:
+        facts = prefer_existing_venv(system, facts, recipes, options)
+        return facts, planning.make_plan(facts, recipes, options), ""
+    except TorchSetupError as e:
+        return facts, None, e.message
 
 
 @dataclass(frozen=True)
