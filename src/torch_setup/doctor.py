@@ -109,7 +109,9 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",
                      *(pkg if not facts.host.ca_bundle else (None, ()))))
     venv_step = _step(plan, "venv")
-    venv_by_uv = bool(venv_step[0]) and " venv " in " ".join(venv_step[1]) and "-m venv" not in venv_step[1][0]
+    # `uv venv ...` needs no ensurepip; `python -m venv ...` does
+    venv_by_uv = any(s.id == "venv" and s.status == "todo" and s.commands[0].argv[1] == "venv"
+                     for s in (plan.steps if plan else ()))
     if venv_by_uv:
         out.append(Check("venv", OK, "uv makes the venv (no ensurepip needed)"))
     elif venv_step[0]:
