@@ -87,6 +87,7 @@ def parse_container(env: dict, dockerenv: bool, containerenv: bool, cgroup: Opti
 
 def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
     uid = system.euid()
+    home = system.env.get("HOME") or os.path.expanduser("~")  # one home for the uv cache and the venv
     is_root = uid == 0
     sudo = False
     if not is_root and system.which("sudo"):
@@ -103,8 +104,8 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         sudo=sudo,
         container=container,
         chroot=same is False,
-        uv=system.which("uv") or uvtool.cached(system.env.get("HOME", ""), system),
+        uv=system.which("uv") or uvtool.cached(home, system),
         apt_lists_age_s=(system.now() - lists) if (lists is not None and pm == "apt") else None,
         ca_bundle=any(system.exists(p) for p in CA_BUNDLES),
-        home=system.env.get("HOME"),
+        home=home,
     ), pm
