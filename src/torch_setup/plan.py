@@ -11,12 +11,7 @@ from packaging.version import InvalidVersion, Version
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import Facts
 from torch_setup.recipes import NEEDS, Manager, Platform, Recipes
-
-
-def mask_text(text: str) -> str:
-    from torch_setup.indexes import mask_text as mask  # the network module, only when something is shown
-
-    return mask(text)
+from torch_setup.report import mask_text
 
 DEFAULT_VENV = "~/.venvs/torch"
 WARM_UP = "import torch, torch._dynamo, torch._inductor.compile_fx"
