@@ -12,7 +12,7 @@ from torch_setup import pipeline
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release
 from torch_setup.facts.model import Facts
-from torch_setup.plan import WARM_UP, Options, make_plan
+from torch_setup.plan import Options, make_plan
 from torch_setup.recipes import NEEDS
 from torch_setup.system import FakeSystem
 
@@ -84,8 +84,7 @@ def test_minbase_with_uv_on_path(builtin_recipes):
     facts = facts_with("debian13-minbase", **{"host.uv": "/usr/local/bin/uv"})
     plan = make_plan(facts, builtin_recipes, OPTS)
     assert [list(c.argv) for c in plan.steps[-1].commands] == [
-        ["/usr/local/bin/uv", "pip", "install", "--python", VENV + "/bin/python", "torch>=2.6"],
-        [VENV + "/bin/python", "-c", WARM_UP]]  # uv writes no bytecode: torch's is written now, not in verify
+        ["/usr/local/bin/uv", "pip", "install", "--python", VENV + "/bin/python", "torch>=2.6"]]
 
 
 def test_torch_range_from_the_user(builtin_recipes):
@@ -167,8 +166,7 @@ def test_pyenv_python_needs_no_venv(builtin_recipes):
     assert steps(plan) == [
         ("system-packages", "done", [], True),
         ("torch", "todo", [["/root/.pyenv/versions/3.11.7/bin/uv", "pip", "install", "--python",
-                            "/root/.pyenv/versions/3.11.7/bin/python3", "torch>=2.1"],
-                           ["/root/.pyenv/versions/3.11.7/bin/python3", "-c", WARM_UP]], False),
+                            "/root/.pyenv/versions/3.11.7/bin/python3", "torch>=2.1"]], False),
     ]
     assert plan.platform == "debian-12"
 

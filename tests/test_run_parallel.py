@@ -5,6 +5,7 @@ started and ended."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 import time
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from conftest import FIXTURES, changed, host_facts, host_facts_dict
-from torch_setup import run
+from torch_setup import pipeline, run, verify
 from torch_setup.errors import StepError
 from torch_setup.plan import Options, Plan, Step, Command, make_plan
 from torch_setup.report import Reporter
@@ -35,7 +36,7 @@ class Timed(FakeSystem):
     def __init__(self, plan, seconds, fail=(), lines=0, failure_output="it failed\n", gates=None, **kw):
         super().__init__(**kw)
         self.step_of = {command_key(c.argv): s.id for s in plan.steps for c in s.commands}
-        # a step's later commands (torch's bytecode warm-up) take no time: the step's time is its first one's
+        # a step's later commands take no time: the step's time is its first one's
         self.later = {command_key(c.argv) for s in plan.steps for c in s.commands[1:]}
         self.seconds, self.fail, self.lines, self.failure_output = seconds, set(fail), lines, failure_output
         # gates: step -> (other step, "start" or "end"): the step's command waits for that moment of the other
@@ -240,3 +241,64 @@ def test_a_step_waiting_for_a_step_that_is_not_in_the_plan_is_an_error():
     except StepError:
         return
     assert [(r.id, r.status) for r in runs] == [("torch", "ran")]
+
+
+# --------------------------------------------------------------------------------- the verification starts early
+
+class WithSmoke(Timed):
+    """Timed, plus the smoke check: started (FakeJob) and run when told "go"; `moments` has when each happened."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.moments = {}
+        d = json.loads((FIXTURES / "smoke" / "pass-cpu.json").read_text())
+        self.smoke_result = Result(d["rc"], d["stdout"], d["stderr"])
+
+    def start(self, argv, *, env=None):
+        self.moments["verify started"] = self.now_s()
+        return super().start(argv, env=env)
+
+    def run(self, argv, *, env=None, **kw):
+        if list(argv[1:3]) == ["-c", verify.SMOKE]:
+            self.moments["verify compiles"] = self.now_s()
+            return self.smoke_result
+        return super().run(argv, env=env, **kw)
+
+
+def test_the_verification_imports_torch_while_apt_finishes_and_compiles_after():
+    facts, plan = minbase()
+    system = WithSmoke(plan, {"system-packages": 0.3, "uv": 0.02, "venv": 0.02, "torch": 0.05},
+                       gates={"system-packages": ("torch", "end")})
+    out = io.StringIO()
+    report = pipeline.install(system, facts, None, plan, Reporter(out))
+    s, m = system.spans, system.moments
+    assert s["torch"][1] <= m["verify started"] < s["system-packages"][1] <= m["verify compiles"]
+    assert report.verification.ok
+    assert out.getvalue().index("==> Verifying torch.compile") < out.getvalue().index("ok: system-packages")
+
+
+def test_with_torch_already_in_the_verification_starts_before_the_steps():
+    facts, plan = minbase(**{"torch.version": "2.15.0", "python.executable": VENV + "/bin/python",
+                             "python.in_venv": True, "python.externally_managed": False})
+    assert [s.id for s in plan.todo] == ["system-packages"]
+    system = WithSmoke(plan, {"system-packages": 0.1})
+    report = pipeline.install(system, facts, None, plan, Reporter(io.StringIO()))
+    assert system.moments["verify started"] < system.spans["system-packages"][0]
+    assert system.moments["verify compiles"] >= system.spans["system-packages"][1] and report.verification.ok
+
+
+def test_a_failing_step_cancels_the_started_verification():
+    facts, plan = minbase()
+    system = WithSmoke(plan, {"system-packages": 0.2, "uv": 0.02, "venv": 0.02, "torch": 0.02},
+                       fail={"system-packages"}, gates={"system-packages": ("torch", "end")})
+    with pytest.raises(StepError):
+        pipeline.install(system, facts, None, plan, Reporter(io.StringIO()))
+    assert "verify started" in system.moments and "verify compiles" not in system.moments
+    assert system.calls[-1].startswith(f"cancel {VENV}/bin/python -c ")
+
+
+def test_no_verification_no_smoke_check():
+    facts, plan = minbase()
+    system = WithSmoke(plan, {})
+    report = pipeline.install(system, facts, None, plan, Reporter(io.StringIO()), do_verify=False)
+    assert report.verification is None and not system.moments

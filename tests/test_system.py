@@ -29,3 +29,44 @@ def test_a_missing_program_is_127_not_an_exception():
     system = System()
     system.tty = True
     assert system.run(["/no/such/program"], on_line=lambda _: None).rc == NOT_FOUND
+
+
+# --------------------------------------------------------------------------------------------- started jobs
+
+WAITER = ("import sys\n"
+          "print('warning: ' + 'x' * 200, file=sys.stderr)\n"
+          "line = sys.stdin.readline().strip()\n"
+          "print('got ' + line)\n"
+          "sys.exit(0 if line == 'go' else 4)\n")
+
+
+def test_a_started_job_waits_for_its_line_and_keeps_its_output():
+    job = System().start([sys.executable, "-c", WAITER])
+    res = job.finish("go", timeout=30)
+    assert (res.rc, res.stdout, res.stderr) == (0, "got go\n", "warning: " + "x" * 200 + "\n")
+
+
+def test_a_job_that_ended_before_its_line_is_read_as_it_ended():
+    job = System().start([sys.executable, "-c", "import sys; print('broken', file=sys.stderr); sys.exit(5)"])
+    job.proc.wait(timeout=30)  # it has ended: the line goes nowhere
+    res = job.finish("go", timeout=30)
+    assert (res.rc, res.stderr) == (5, "broken\n")
+
+
+def test_a_job_over_its_time_is_killed_and_is_124():
+    job = System().start([sys.executable, "-c", "import time; time.sleep(60)"])
+    res = job.finish("go", timeout=0.5)
+    assert res.rc == 124 and "timed out after 0.5 s" in res.stderr
+    assert job.proc.poll() is not None
+
+
+def test_a_cancelled_job_is_killed():
+    job = System().start([sys.executable, "-c", WAITER])
+    job.cancel()
+    assert job.proc.poll() is not None and job.result.rc != 0
+
+
+def test_a_job_of_a_missing_program_is_127():
+    job = System().start(["/no/such/program"])
+    assert job.finish("go").rc == NOT_FOUND
+    job.cancel()  # nothing to kill

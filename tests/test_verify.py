@@ -12,6 +12,8 @@ from conftest import FIXTURES
 from torch_setup import verify
 from torch_setup.system import FakeSystem, Result, System
 
+IMPORTS = Path(verify.__file__).parent / verify.IMPORTS
+
 
 def smoke(name):
     data = json.loads((FIXTURES / "smoke" / f"{name}.json").read_text())
@@ -93,6 +95,39 @@ def test_verify_runs_smoke_with_a_fresh_cache_and_removes_it():
     assert v.ok
 
 
+def test_the_smoke_check_gets_the_import_list_and_compiles_only_once_told():
+    d = smoke("pass-cpu")
+    system = Recorder(commands={"/tmp/tv/bin/python -c *": Result(d["rc"], d["stdout"], d["stderr"])})
+    pending = verify.start(system, "/tmp/tv/bin/python")
+    argv = pending.job.argv
+    listing = argv[argv.index("--imports") + 1]
+    assert argv[:3] == ["/tmp/tv/bin/python", "-c", verify.SMOKE] and argv[-1] == "--wait"
+    assert listing.startswith(pending.cache) and system.files[listing] == IMPORTS.read_text()
+    assert pending.job.sent is None  # started: importing, not compiling
+    v = pending.finish()
+    assert pending.job.sent == "go" and v.ok and not Path(pending.cache).exists()
+
+
+def test_a_cancelled_verification_is_killed_and_leaves_no_cache():
+    system = FakeSystem()
+    pending = verify.start(system, "/tmp/tv/bin/python")
+    pending.cancel()
+    assert pending.job.cancelled and pending.job.sent is None
+    assert system.calls[-1].startswith("cancel /tmp/tv/bin/python -c ") and not Path(pending.cache).exists()
+
+
+def test_the_import_list_names_modules_under_site_packages_and_where_it_came_from():
+    text = IMPORTS.read_text()
+    header = [ln for ln in text.splitlines() if ln.startswith("#")]
+    names = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert "scripts/capture-imports" in header[1] and f"{len(names)} files" in header[1]
+    assert names[0] == "torch/__init__.py" and len(set(names)) == len(names) > 1000
+    assert all(n.endswith(".py") and not n.startswith("/") and ".." not in n for n in names)
+    # in import order: a package before its modules, torch.compile's own modules late
+    assert names.index("torch/_dynamo/__init__.py") < names.index("torch/_dynamo/eval_frame.py")
+    assert names.index("torch/__init__.py") < names.index("torch/_inductor/codegen/cpp.py")
+
+
 def test_verify_of_a_missing_interpreter():
     v = verify.verify(System(), "/nonexistent/bin/python")
     assert (v.ok, v.error) == (False, "/nonexistent/bin/python: not found")
@@ -138,3 +173,14 @@ def test_verify_for_real_without_a_compiler(torch_python):
     assert not v.ok
     assert "InvalidCxxCompiler" in v.error
     assert any("/nonexistent/g++" in ln for ln in v.compiler_lines)
+
+
+@pytest.mark.slow
+def test_a_verification_told_to_stop_does_not_compile(torch_python):
+    pending = verify.start(System(), torch_python)
+    res = pending.job.finish("stop", timeout=300)
+    pending.cancel()  # removes its cache (the job has ended)
+    assert not Path(pending.cache).exists()
+    v = verify.parse_smoke(torch_python, res.rc, res.stdout, res.stderr)
+    assert not v.ok and "cancelled before compiling" in v.error and v.results == []
+    assert v.torch and v.torch.startswith("2.")  # torch was imported while it waited

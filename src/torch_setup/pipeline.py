@@ -161,12 +161,30 @@ class InstallReport:
 
 def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter,
             do_verify: bool = True) -> InstallReport:
+    from torch_setup import verify as verification
     from torch_setup.run import execute
-    from torch_setup.verify import verify
 
     report = InstallReport(facts, plan)
-    report.runs = execute(system, plan, facts, reporter)
-    if do_verify and plan.python:
-        reporter.line(f"==> Verifying torch.compile in {plan.python} (fresh Inductor cache)")
-        report.verification = verify(system, plan.python, env=plan.env)
+    pending = []
+
+    def start_verify() -> None:
+        """One interpreter for the verification, started once torch is in: it imports torch (writing its bytecode)
+        while the other steps finish, and compiles when they have."""
+        if do_verify and plan.python and not pending:
+            reporter.line(f"==> Verifying torch.compile in {plan.python} (fresh Inductor cache; torch imports now, "
+                          "the compile waits for every step)")
+            pending.append(verification.start(system, plan.python, env=plan.env))
+
+    if not any(s.id == "torch" for s in plan.todo):
+        start_verify()
+    try:
+        report.runs = execute(system, plan, facts, reporter,
+                              on_done=lambda step_id: step_id == "torch" and start_verify())
+    except BaseException:
+        for p in pending:
+            p.cancel()
+        raise
+    start_verify()
+    if pending:
+        report.verification = pending[0].finish()
     return report

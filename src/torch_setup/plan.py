@@ -14,7 +14,6 @@ from torch_setup.recipes import NEEDS, Manager, Platform, Recipes
 from torch_setup.report import mask_text
 
 DEFAULT_VENV = "~/.venvs/torch"
-WARM_UP = "import torch, torch._dynamo, torch._inductor.compile_fx"
 
 
 @dataclass(frozen=True)
@@ -268,12 +267,8 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
                if facts.torch.version else "no torch in the target")
         after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
-        commands = [_root(argv, {}, facts) if as_root else Command(argv)]
-        if uv_path and not as_root:
-            # uv writes no bytecode; importing what torch.compile loads writes it now, while apt may still run,
-            # instead of during the verification (~12 s on 2 cores).
-            commands.append(Command((target, "-c", WARM_UP)))
-        steps.append(Step("torch", f"torch ({requirement})", "todo", tuple(commands), as_root, why, after))
+        command = _root(argv, {}, facts) if as_root else Command(argv)
+        steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after))
     if choice:
         notes += list(choice.warnings)
     return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from torch_setup.errors import NeedsRootError, StepError
 from torch_setup.facts.model import Facts
@@ -36,8 +36,10 @@ def check_privileges(plan: Plan, facts: Facts) -> None:
         )
 
 
-def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> List[StepRun]:
-    """Run the todo steps, each as soon as the steps it comes after are done."""
+def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter,
+            on_done: Callable[[str], object] = lambda step_id: None) -> List[StepRun]:
+    """Run the todo steps, each as soon as the steps it comes after are done; on_done(step id) as each ends well
+    (in this thread)."""
     check_privileges(plan, facts)
     runs: Dict[str, StepRun] = {s.id: StepRun(s.id, "done") for s in plan.steps if s.status == "done"}
     pending = [s for s in plan.steps if s.status == "todo"]
@@ -64,6 +66,7 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter) -> Lis
                     failed = failed or run
                 else:
                     runs[step.id] = run
+                    on_done(step.id)
     if failed:
         for made in plan.steps:  # nothing half-installed: what this run made goes with a failed install
             if made.id in fresh and (runs.get(made.id, StepRun("", "")).status == "ran" or made.id == failed.id) \

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,12 @@ class System:
         lines += [tail] if tail else []
         return Result(rc, "\n".join(lines) + "\n", "", time.monotonic() - start)
 
+    def start(self, argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None) -> "Job":
+        """Start argv in the background; Job.finish sends it one line and waits for its Result."""
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        return Job(list(argv), full_env)
+
     def read_text(self, path: str) -> Optional[str]:
         try:
             return Path(path).read_text(errors="replace")
@@ -199,6 +206,56 @@ class System:
             return None
 
 
+class Job:
+    """A command running in the background. Its output goes to files, so it never blocks on a full pipe however
+    long it waits for its line."""
+
+    def __init__(self, argv: list, env: Dict[str, str]):
+        self.start = time.monotonic()
+        self.out, self.err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.result: Optional[Result] = None
+        try:
+            self.proc: Optional[subprocess.Popen] = subprocess.Popen(
+                argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True,
+                errors="replace")
+        except (FileNotFoundError, PermissionError) as e:
+            self.proc = None
+            self.result = Result(NOT_FOUND if isinstance(e, FileNotFoundError) else 126, "", str(e))
+
+    def finish(self, line: str, timeout: Optional[float] = None) -> Result:
+        """Send line (the command may have ended already), then wait for the end; rc 124 on a timeout."""
+        if self.result is not None or self.proc is None:
+            return self.result or Result(NOT_FOUND)
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.close()
+        except OSError:  # it ended without reading: its output says why
+            pass
+        try:
+            rc = self.proc.wait(timeout=timeout)
+            note = ""
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc, note = 124, f"timed out after {timeout} s\n"
+        return self._collect(rc, note)
+
+    def cancel(self) -> None:
+        if self.result is None and self.proc is not None:
+            self.proc.kill()
+            self._collect(self.proc.wait(), "cancelled\n")
+
+    def _collect(self, rc: int, note: str) -> Result:
+        texts = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            texts.append(f.read())
+            f.close()
+        self.result = Result(rc, texts[0], texts[1] + note, time.monotonic() - self.start)
+        return self.result
+
+
 @dataclass
 class FakeSystem(System):
     """A host replayed from captured output: files and command results; anything not listed is missing."""
@@ -235,6 +292,9 @@ class FakeSystem(System):
                         on_line(line)
                 return result
         return Result(NOT_FOUND, "", f"{argv[0]}: not found (not in the captured host)")
+
+    def start(self, argv, *, env=None):
+        return FakeJob(self, argv, env)
 
     def read_text(self, path):
         return self.files.get(path)
@@ -275,6 +335,24 @@ class FakeSystem(System):
 
     def same_root(self):
         return self.root_same
+
+
+class FakeJob:
+    """Replays a started command: it runs (through FakeSystem.run) when finished, not when started."""
+
+    def __init__(self, system: FakeSystem, argv, env):
+        self.system, self.argv, self.env = system, list(argv), env
+        self.sent: Optional[str] = None
+        self.cancelled = False
+        system.calls.append("start " + command_key(argv))
+
+    def finish(self, line: str, timeout=None) -> Result:
+        self.sent = line
+        return self.system.run(self.argv, env=self.env, timeout=timeout)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.system.calls.append("cancel " + command_key(self.argv))
 
 
 class _Env(dict):

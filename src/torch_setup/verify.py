@@ -1,4 +1,7 @@
-"""Verify: run smoke.py in the target interpreter with fresh Inductor and Triton caches."""
+"""Verify: run smoke.py in the target interpreter with fresh Inductor and Triton caches.
+
+`start` begins it early (install: as soon as torch is in, so torch is imported while the system packages finish);
+`Pending.finish` lets it compile and reads its result. `verify` does both at once."""
 from __future__ import annotations
 
 import json
@@ -12,6 +15,7 @@ from typing import List, Optional
 from torch_setup.system import System
 
 SMOKE = pkgutil.get_data("torch_setup", "smoke.py").decode()  # sent with -c: a zipapp has no files
+IMPORTS = "data/compile_imports.txt"  # what the smoke check imports, for its bytecode helpers
 
 
 @dataclass
@@ -53,17 +57,39 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
     )
 
 
-def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:
-    cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
-    try:
-        # Nothing from an earlier compile may count: fresh caches, a fresh TMPDIR (torch keeps some state under
-        # tempfile.gettempdir()), and no precompiled header, which is built once and then reused from /tmp.
-        env = dict(env or {}, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=str(Path(cache) / "triton"),
-                   TMPDIR=cache, TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_AUTOGRAD_CACHE="0",
-                   TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS="0")
-        res = system.run([python, "-c", SMOKE], env=env, timeout=timeout)
+class Pending:
+    """A verification started: torch imported (or importing), waiting for "go" before it compiles."""
+
+    def __init__(self, system: System, python: str, job, cache: str):
+        self.system, self.python, self.job, self.cache = system, python, job, cache
+
+    def finish(self, timeout: float = 900) -> Verification:
+        try:
+            res = self.job.finish("go", timeout=timeout)
+        finally:
+            shutil.rmtree(self.cache, ignore_errors=True)
         if res.rc == 127:
-            return Verification(False, python, error=f"{python}: not found")
-        return parse_smoke(python, res.rc, res.stdout, res.stderr)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+            return Verification(False, self.python, error=f"{self.python}: not found")
+        return parse_smoke(self.python, res.rc, res.stdout, res.stderr)
+
+    def cancel(self) -> None:
+        self.job.cancel()
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+
+def start(system: System, python: str, env=None) -> Pending:
+    cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
+    # Nothing from an earlier compile may count: fresh caches, a fresh TMPDIR (torch keeps some state under
+    # tempfile.gettempdir()), and no precompiled header, which is built once and then reused from /tmp.
+    env = dict(env or {}, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=str(Path(cache) / "triton"),
+               TMPDIR=cache, TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_AUTOGRAD_CACHE="0",
+               TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS="0")
+    argv = [python, "-c", SMOKE]
+    listing = str(Path(cache) / "imports.txt")
+    if system.write_text(listing, pkgutil.get_data("torch_setup", IMPORTS).decode()):
+        argv += ["--imports", listing]
+    return Pending(system, python, system.start(argv + ["--wait"], env=env), cache)
+
+
+def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:
+    return start(system, python, env).finish(timeout)
