@@ -20,7 +20,7 @@ def test_there_are_captured_hosts():
 def test_replay_gives_the_captured_facts(name, builtin_recipes):
     data = load_host(name)
     system = host_system(name)
-    facts = gather.gather(system, data["spec"], builtin_recipes.manager_binaries(), system_name="Linux")
+    facts = gather.gather(system, data["spec"], builtin_recipes.manager_binaries, system_name="Linux")
     got, want = facts.to_dict(), data["facts"]
     # RecordingSystem stores the clock when the capture ends, not the value `now()` gave during detection
     # (see test_recording_system_keeps_the_clock_it_answered), so the age of apt's lists is off by the time the
@@ -126,7 +126,7 @@ def test_recording_system_keeps_the_clock_it_answered():
 
 def test_gather_without_the_python_gives_found_false(builtin_recipes):
     system = host_system("debian13-minbase")
-    facts = gather.gather(system, "3.12", builtin_recipes.manager_binaries(), system_name="Linux",
+    facts = gather.gather(system, "3.12", builtin_recipes.manager_binaries, system_name="Linux",
                           machine="x86_64", python_required=False)
     assert facts.python.found is False and facts.python.spec == "3.12"
     assert facts.os.id == "debian" and facts.arch == "x86_64"
@@ -137,5 +137,5 @@ def test_gather_asks_only_what_the_capture_holds(builtin_recipes):
     the probes that were not found on the real host too)."""
     data = load_host("debian13-minbase")
     system = host_system("debian13-minbase")
-    gather.gather(system, data["spec"], builtin_recipes.manager_binaries(), system_name="Linux")
+    gather.gather(system, data["spec"], builtin_recipes.manager_binaries, system_name="Linux")
     assert set(system.calls) <= set(data["host"]["commands"])

@@ -27,8 +27,9 @@ def pyc(site, name):
     return importlib.util.cache_from_source(str(site / name))
 
 
-def run_helpers(monkeypatch, site, listing, cpus):
+def run_helpers(monkeypatch, site, listing, cpus, dont_write_bytecode=False):
     monkeypatch.syspath_prepend(str(site))  # find_spec("torch") finds the fake torch
+    monkeypatch.setattr(sys, "dont_write_bytecode", dont_write_bytecode)  # PYTHONDONTWRITEBYTECODE=1 or python -B
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     helpers = smoke.write_bytecode(str(listing))
     for p in helpers:
@@ -47,6 +48,7 @@ def test_helpers_write_the_bytecode_import_would_write_for_the_listed_modules(tm
     assert flags == dict.fromkeys(listed, 0)  # timestamp-based, as import writes it: not hashed
     before = {n: os.stat(pyc(site, n)).st_mtime_ns for n in listed}
     env = dict(os.environ, PYTHONPATH=str(site))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-c", "import torch, other.c"], env=env, check=True, timeout=60)
     # import found them valid (it rewrites stale or foreign bytecode) and wrote its own for nothing listed
     assert {n: os.stat(pyc(site, n)).st_mtime_ns for n in listed} == before
@@ -63,6 +65,12 @@ def test_bytecode_already_there_is_not_written_again(tmp_path, monkeypatch):
 def test_one_cpu_has_no_spare_for_a_helper(tmp_path, monkeypatch):
     site, listing = fake_site(tmp_path, ["torch/__init__.py"])
     assert run_helpers(monkeypatch, site, listing, cpus=1) == []
+
+
+def test_no_bytecode_where_the_user_said_none(tmp_path, monkeypatch):
+    site, listing = fake_site(tmp_path, ["torch/__init__.py"])
+    assert run_helpers(monkeypatch, site, listing, cpus=4, dont_write_bytecode=True) == []
+    assert not os.path.exists(pyc(site, "torch/__init__.py"))
 
 
 def test_without_torch_there_is_nothing_to_help(tmp_path, monkeypatch):

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from torch_setup import __version__, pipeline
+from torch_setup import __version__
 from torch_setup.errors import ExitCode, PythonNotFoundError, TorchSetupError
 from torch_setup.report import reporter_for
 from torch_setup.system import System
 
-if TYPE_CHECKING:  # imported where used: `detect` starts faster without the planning modules
+if TYPE_CHECKING:  # imported where used: `detect` starts its probe first, and needs no planning
+    from torch_setup import pipeline
     from torch_setup import plan as planning
 
 app = typer.Typer(
@@ -80,9 +81,14 @@ def _guard(as_json: bool):
 @app.command()
 def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] = RecipesOpt) -> None:
     """Probe the host and the target Python: OS, libc, compiler, headers, venv, accelerator, torch."""
+    from torch_setup.facts.gather import Probes
+
     with _guard(as_json):
         system = System()
-        facts = pipeline.detect(system, python, pipeline.load_recipes(recipes, system.env))
+        probes = Probes(system, python)  # the interpreter's probe runs while the rest is imported
+        from torch_setup import pipeline
+
+        facts = pipeline.detect(system, python, lambda: pipeline.load_recipes(recipes, system.env), probes=probes)
         if as_json:
             _emit(facts.to_dict())
             return
@@ -105,12 +111,15 @@ def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] 
 
 
 def _topts(backend: str, with_: str, index_url: Optional[str], find_links: List[str]) -> pipeline.TorchOptions:
+    from torch_setup import pipeline
+
     return pipeline.TorchOptions(backend, tuple(w.strip() for w in with_.split(",") if w.strip()), index_url,
                                  tuple(find_links))
 
 
 def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: List[str],
               options: planning.Options, topts: pipeline.TorchOptions, python_from: Optional[str] = None):
+    from torch_setup import pipeline
     from torch_setup import plan as planning
 
     from torch_setup import provision
@@ -189,6 +198,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
             recipes: List[str] = RecipesOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
+    from torch_setup import pipeline
     from torch_setup import plan as planning
 
     with _guard(as_json):
@@ -264,6 +274,7 @@ def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str]
            recipes: List[str] = RecipesOpt) -> None:
     """Check every requirement of torch.compile in about a second, without compiling; say how to fix each."""
     from torch_setup import doctor as doc
+    from torch_setup import pipeline
     from torch_setup import plan as planning
 
     with _guard(as_json):
@@ -315,6 +326,7 @@ def _print_causes(causes: list) -> None:
 
 def _host_plan(system: System, python: str, recipes: List[str], venv: Optional[str]):
     """This host's plan, for fixes; None where it cannot be made (explain still names the causes)."""
+    from torch_setup import pipeline
     from torch_setup import plan as planning
 
     try:

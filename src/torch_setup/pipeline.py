@@ -27,8 +27,13 @@ def load_recipes(dirs: Sequence[str], env) -> recipes_mod.Recipes:
     return recipes_mod.load([Path(d) for d in extra])
 
 
-def detect(system: System, spec: str, recipes: recipes_mod.Recipes, required: bool = True) -> Facts:
-    return gathering.gather(system, spec, recipes.manager_binaries(), python_required=required)
+def detect(system: System, spec: str, recipes, required: bool = True,
+           probes: Optional[gathering.Probes] = None) -> Facts:
+    """recipes: the Recipes, or a function that loads them while the interpreter probe runs (~5 ms of TOML);
+    probes: the probes, if the caller started them already."""
+    load = recipes if callable(recipes) else (lambda: recipes)
+    return gathering.gather(system, spec, lambda: load().manager_binaries(), python_required=required,
+                            probes=probes)
 
 
 def read_facts(path: str) -> Facts:

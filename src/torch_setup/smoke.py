@@ -31,11 +31,12 @@ for name in names[k::n]:  # compile_file skips a module whose bytecode is up to 
 
 
 def write_bytecode(listing):
-    """Start one helper per spare CPU; returns them (killed when the check ends)."""
+    """Start one helper per spare CPU; returns them (killed when the check ends). None where the user said to
+    write no bytecode (PYTHONDONTWRITEBYTECODE, -B)."""
     import importlib.util
 
     spec = importlib.util.find_spec("torch")  # finds torch without importing it
-    if spec is None or not spec.submodule_search_locations:
+    if sys.dont_write_bytecode or spec is None or not spec.submodule_search_locations:
         return []
     site = os.path.dirname(list(spec.submodule_search_locations)[0])
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import platform
 import threading
-from typing import Iterable, Optional, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 from torch_setup.facts import accelerator, compiler, host, python
 from torch_setup.facts.model import Facts, LibcFacts, PythonFacts, TorchFacts
@@ -11,25 +11,34 @@ from torch_setup.errors import PythonNotFoundError
 from torch_setup.system import System
 
 
-def gather(system: System, spec: str = "", managers: Iterable[Tuple[str, str]] = (),
+class Probes:
+    """The subprocesses of detection, running: the target Python's probe and the accelerator's tools (nvidia-smi
+    takes ~0.1 s). Started first, they run while the caller reads the OS and the host (and imports the rest)."""
+
+    def __init__(self, system: System, spec: str, system_name: Optional[str] = None, machine: Optional[str] = None):
+        self.spec = spec
+        self.system_name = system_name or platform.system()
+        self.machine = machine or platform.machine()
+        self.python = _Background(python.find, system, spec)
+        self.accelerator = _Background(accelerator.detect, system, self.machine, self.system_name)
+
+
+def gather(system: System, spec: str = "", managers: Callable[[], Iterable[Tuple[str, str]]] = tuple,
            system_name: Optional[str] = None, machine: Optional[str] = None,
-           with_compiler: bool = True, python_required: bool = True) -> Facts:
+           with_compiler: bool = True, python_required: bool = True, probes: Optional[Probes] = None) -> Facts:
     """Probe the host and the Python that SPEC names.
 
     With python_required=False, a SPEC that names no interpreter gives `python.found = False` (the plan can then
-    provide one) instead of an error.
+    provide one) instead of an error. managers() names the OS package managers to look for; it is called once the
+    probes run, so reading the recipes takes no time of its own.
     """
-    system_name = system_name or platform.system()
-    machine = machine or platform.machine()
+    probes = probes or Probes(system, spec, system_name, machine)
+    system_name, machine = probes.system_name, probes.machine
     facts = Facts()
-    # The Python probe and the accelerator's tools (nvidia-smi takes ~0.1 s) are subprocesses: they run while
-    # this thread reads the OS and the host.
-    probe = _Background(python.find, system, spec)
-    accel = _Background(accelerator.detect, system, machine, system_name)
     facts.os = host.detect_os(system, system_name)
-    facts.host, facts.package_manager = host.detect_host(system, managers)
+    facts.host, facts.package_manager = host.detect_host(system, managers())
     try:
-        facts.python, facts.torch, facts.arch, facts.libc = probe.result()
+        facts.python, facts.torch, facts.arch, facts.libc = probes.python.result()
     except PythonNotFoundError:
         if python_required:
             raise
@@ -39,7 +48,7 @@ def gather(system: System, spec: str = "", managers: Iterable[Tuple[str, str]] =
         facts.libc = LibcFacts(name, version)
     if with_compiler:
         facts.compiler = compiler.probe(system, system_name, facts.python.include_dir, facts.python.has_headers)
-    facts.accelerator = accel.result()
+    facts.accelerator = probes.accelerator.result()
     return facts
 
 
