@@ -60,8 +60,8 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
 class Pending:
     """A verification started: torch imported (or importing), waiting for "go" before it compiles."""
 
-    def __init__(self, system: System, python: str, job, cache: str):
-        self.system, self.python, self.job, self.cache = system, python, job, cache
+    def __init__(self, python: str, job, cache: str):
+        self.python, self.job, self.cache = python, job, cache
 
     def finish(self, timeout: float = 900) -> Verification:
         try:
@@ -88,7 +88,7 @@ def start(system: System, python: str, env=None) -> Pending:
     listing = str(Path(cache) / "imports.txt")
     if system.write_text(listing, pkgutil.get_data("torch_setup", IMPORTS).decode()):
         argv += ["--imports", listing]
-    return Pending(system, python, system.start(argv + ["--wait"], env=env), cache)
+    return Pending(python, system.start(argv + ["--wait"], env=env), cache)
 
 
 def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:
