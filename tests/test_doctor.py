@@ -22,7 +22,7 @@ from torch_setup.facts import accelerator
 from torch_setup.facts.model import Facts
 from torch_setup.plan import Options, make_plan
 from torch_setup.system import FakeSystem
-from torch_setup.torch_choice import load_table
+from torch_setup.variants import load_table
 from torch_setup.uvtool import UvWheel
 
 VENV = "/opt/venvs/torch"

@@ -16,7 +16,9 @@ from torch_setup.facts import accelerator
 from torch_setup.facts.model import AcceleratorFacts, Facts, HostFacts, LibcFacts, OsFacts, PythonFacts
 from torch_setup.indexes import IndexUnreachable, Listing, Source
 from torch_setup.system import FakeSystem, Result
-from torch_setup.torch_choice import Choice, choose, load_table, target_from
+from torch_setup.torch_choice import Choice, choose
+from torch_setup.variants import load_table
+from torch_setup.wheel_tags import target_from
 
 FIXTURES = Path(__file__).parent / "fixtures" / "indexes"
 _spec = importlib.util.spec_from_file_location("loopback", FIXTURES / "loopback.py")

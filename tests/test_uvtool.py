@@ -26,7 +26,7 @@ from torch_setup.facts.model import Facts
 from torch_setup.plan import Options, Plan, make_plan
 from torch_setup.report import Reporter
 from torch_setup.system import FakeSystem, System
-from torch_setup.torch_choice import target_from
+from torch_setup.wheel_tags import target_from
 
 PYPI_UV = json.loads((FIXTURES / "uv" / "pypi-uv.json").read_text())
 PYPI_SOURCE = indexes.Source(indexes.PYPI, "index", "PyPI")

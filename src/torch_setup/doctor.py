@@ -54,7 +54,7 @@ def _step(plan: Optional[Plan], step_id: str) -> Tuple[Optional[str], Tuple[str,
 
 def driver_floor(cuda: str) -> Optional[Version]:
     """The oldest Linux driver that runs torch built for this CUDA version (data/torch_variants.toml)."""
-    from torch_setup.torch_choice import load_table
+    from torch_setup.variants import load_table
 
     try:
         major, minor = (cuda.split(".") + ["0"])[:2]

@@ -110,13 +110,14 @@ def choose_torch(system: System, facts: Facts, recipes, options: planning.Option
     if not facts.python.found or not planning.needs_torch(facts, recipes, options):
         return None
     from torch_setup import torch_choice
+    from torch_setup.variants import BACKEND_ENV
 
     pip_config = ""
     env = system.env if local else {}
     if local and facts.python.executable:
         res = system.run([facts.python.executable, "-m", "pip", "config", "list"], timeout=30)
         pip_config = res.stdout if res.ok else ""
-    backend = topts.backend or env.get(torch_choice.BACKEND_ENV, "") or "auto"
+    backend = topts.backend or env.get(BACKEND_ENV, "") or "auto"
     return torch_choice.choose(
         facts, recipes, backend=backend, torch_range=options.torch, with_=topts.with_,
         index_url=topts.index_url, find_links=list(topts.find_links), env=env, pip_config=pip_config,

@@ -1,10 +1,7 @@
 """Which torch to install: the build variant (cpu, cu130, rocm7.2, ...), the exact version, and the index.
 
 The rules, and why:
-- Variant: what the GPU can use. An NVIDIA driver runs CUDA builds up to the major its version allows (the
-  driver is the fact that matters, not a CUDA toolkit on the box), and a build only helps a GPU it has kernels
-  for (a driver-only rule hands pre-Turing GPUs kernel-less cu128/cu130 wheels: astral-sh/uv#14742). A Docker
-  build sees no GPU, so TORCH_SETUP_TORCH_BACKEND names the variant there.
+- Variant: what the GPU can use (variants.py).
 - Version: the newest torch that (a) has a wheel for the *target* interpreter's tags (computed from the facts,
   not from this process), (b) supports torch.compile on that Python (recipes/torch.toml), (c) exists for the
   variant, within the user's range and any pip constraint file. Among several runnable CUDA variants the newest
@@ -16,16 +13,12 @@ Tables with their sources: data/torch_variants.toml. Credentials never reach a r
 """
 from __future__ import annotations
 
-import functools
 import os
-import pkgutil
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from packaging import tags as ptags
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -34,337 +27,12 @@ from packaging.version import InvalidVersion, Version
 from torch_setup import indexes
 from torch_setup.errors import NoTorchError, UnsupportedError
 from torch_setup.indexes import File, IndexUnreachable, Listing, Source, mask, mask_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
+from torch_setup.variants import Policy, Table, load_table, wanted
+from torch_setup.wheel_tags import Target, target_from
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
-BACKEND_ENV = "TORCH_SETUP_TORCH_BACKEND"
-DATA = "data/torch_variants.toml"  # package data: read with pkgutil, which also reads inside the zipapp
 Fetch = Callable[[Source, str], Listing]
 COMPANIONS = ("torchvision", "torchaudio")
-_BACKEND = re.compile(r"^(auto|cpu|xpu|cu\d{2,3}|rocm\d+(\.\d+)+)$")
-
-# ------------------------------------------------------------------------------------------------ the tables
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    kind: str  # cpu, cuda, rocm, xpu
-    cuda: Optional[Version] = None
-    driver_linux: Optional[str] = None  # as NVIDIA writes it ("450.80.02"; Version() would print 450.80.2)
-    driver_windows: Optional[str] = None
-    gfx: Tuple[str, ...] = ()
-    torch: SpecifierSet = SpecifierSet("")
-    platforms: Tuple[str, ...] = ()
-    source: str = ""
-    known: bool = True  # False: named by the user, not in the table
-
-    def driver_text(self, system: str) -> Optional[str]:
-        return self.driver_windows if system == "windows" else self.driver_linux
-
-    def driver_for(self, system: str) -> Optional[Version]:
-        text = self.driver_text(system)
-        return Version(text) if text else None
-
-
-@dataclass(frozen=True)
-class Kernels:
-    variant: str
-    torch: SpecifierSet
-    arch: str
-    sm: Tuple[Tuple[int, int], ...]
-    ptx: Optional[Tuple[int, int]]
-
-    def covers(self, cc: Tuple[int, int]) -> bool:
-        """A cubin for X.z runs on X.y with y >= z; PTX for P runs (JIT) on any capability >= P."""
-        return any(m == cc[0] and n <= cc[1] for m, n in self.sm) or (self.ptx is not None and self.ptx <= cc)
-
-
-@dataclass(frozen=True)
-class Table:
-    variants: Tuple[Variant, ...]
-    kernels: Tuple[Kernels, ...]
-    pypi_builds: Tuple[Tuple[str, SpecifierSet, str], ...]  # (platform, torch range, variant)
-    companions: Dict[str, Dict[str, str]]  # "2.14" -> {"torchvision": "0.29", "torchaudio": "2.11.1"}
-    download_gb: float
-    installed_gb: float
-
-    def variant(self, name: str) -> Optional[Variant]:
-        return next((v for v in self.variants if v.name == name), None)
-
-    def kernels_for(self, variant: str, torch: Optional[Version], arch: str) -> List[Kernels]:
-        return [k for k in self.kernels if k.variant == variant and k.arch == arch
-                and (torch is None or k.torch.contains(torch, prereleases=True))]
-
-    def pypi_build(self, platform: str, torch: Version) -> Optional[str]:
-        return next((v for p, spec, v in self.pypi_builds if p == platform and spec.contains(torch, prereleases=True)),
-                    None)
-
-
-def _cc(text: str) -> Tuple[int, int]:
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
-
-
-@functools.lru_cache(maxsize=4)
-def load_table(path: Optional[str] = None) -> Table:
-    """Parse data/torch_variants.toml (cached; read on first use, never at import)."""
-    text = Path(path).read_text() if path else pkgutil.get_data("torch_setup", DATA).decode()
-    data = tomllib.loads(text)
-    variants = tuple(Variant(
-        name=v["name"], kind=v["kind"], cuda=Version(v["cuda"]) if "cuda" in v else None,
-        driver_linux=v.get("driver_linux"), driver_windows=v.get("driver_windows"),
-        gfx=tuple(v.get("gfx", ())), torch=SpecifierSet(v.get("torch", "")), platforms=tuple(v["platforms"]),
-        source=v["source"]) for v in data["variant"])
-    kernels = tuple(Kernels(k["variant"], SpecifierSet(k.get("torch", "")), k["arch"],
-                            tuple(_cc(s) for s in k["sm"]), _cc(k["ptx"]) if k.get("ptx") else None)
-                    for k in data["kernels"])
-    pypi = tuple((b["platform"], SpecifierSet(b.get("torch", "")), b["variant"]) for b in data["pypi_build"])
-    companions = {c["torch"]: {k: c[k] for k in ("torchvision", "torchaudio") if k in c} for c in data["companion"]}
-    dl = data["download"]
-    return Table(variants, kernels, pypi, companions, float(dl["cuda_gb"]), float(dl["cuda_installed_gb"]))
-
-
-# ------------------------------------------------------------------------------------------------ the target
-
-
-@dataclass(frozen=True)
-class Target:
-    """The interpreter torch is for: version, ABI and platform tags, built from facts, not from this process."""
-
-    major: int
-    minor: int
-    micro: Optional[int]
-    free_threaded: bool
-    system: str  # linux, darwin, windows
-    arch: str  # x86_64, aarch64 (Linux), arm64 (macOS), amd64 (Windows)
-    platforms: Tuple[str, ...]  # platform tags, best first
-    tags: FrozenSet[ptags.Tag]
-
-    @property
-    def minor_str(self) -> str:
-        return f"{self.major}.{self.minor}"
-
-    @property
-    def label(self) -> str:  # "3.13t"
-        return self.minor_str + ("t" if self.free_threaded else "")
-
-    @property
-    def full(self) -> str:
-        return f"{self.minor_str}.{self.micro}" if self.micro is not None else self.minor_str
-
-    @property
-    def abi(self) -> str:
-        return f"cp{self.major}{self.minor}" + ("t" if self.free_threaded else "")
-
-    @property
-    def platform_key(self) -> str:
-        return f"{self.system}-{self.arch}"
-
-    @property
-    def platform_name(self) -> str:
-        return {"linux": "Linux", "darwin": "macOS", "windows": "Windows"}[self.system] + " " + self.arch
-
-
-def _linux_platforms(arch: str, libc: Optional[str], version: Optional[str]) -> List[str]:
-    """manylinux_2_N down to the oldest glibc manylinux knows (with the legacy aliases), or musllinux_1_N."""
-    nums = [int(x) for x in re.findall(r"\d+", version or "")][:2]
-    if libc == "musl" and len(nums) == 2:
-        return [f"musllinux_{nums[0]}_{m}_{arch}" for m in range(nums[1], -1, -1)] + [f"linux_{arch}"]
-    glibc_minor = nums[1] if len(nums) == 2 else 28
-    lowest = 5 if arch in ("x86_64", "i686") else 17
-    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-    out = []
-    for m in range(glibc_minor, lowest - 1, -1):
-        out.append(f"manylinux_2_{m}_{arch}")
-        if m in legacy and (m == 17 or arch in ("x86_64", "i686")):
-            out.append(f"{legacy[m]}_{arch}")
-    return out + [f"linux_{arch}"]
-
-
-def _tags(major: int, minor: int, ft: bool, platforms: Sequence[str]) -> FrozenSet[ptags.Tag]:
-    """CPython tags for the target: cpXY-cpXY[t]-plat, abi3 (not for free-threaded builds), none, py3X."""
-    interp = f"cp{major}{minor}"
-    out = {ptags.Tag(interp, interp + ("t" if ft else ""), p) for p in platforms}
-    if not ft:
-        out |= {ptags.Tag(f"cp{major}{m}", "abi3", p) for m in range(2, minor + 1) for p in platforms}
-    out |= {ptags.Tag(interp, "none", p) for p in platforms}
-    out |= set(ptags.compatible_tags((major, minor), interp, list(platforms)))
-    return frozenset(out)
-
-
-def target_from(facts) -> Tuple[Target, List[str]]:
-    """The Target for facts.python (or, when no interpreter was found yet, the version its spec names)."""
-    warnings: List[str] = []
-    py = facts.python
-    m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", py.version or "")
-    ft = bool(py.free_threaded)
-    if not m:
-        m = re.match(r"^(?:python|cpython-?)?(\d+)\.(\d+)(?:\.(\d+))?(t)?$", (py.spec or "").strip().lower())
-        if not m:
-            raise UnsupportedError("the target Python's version is not known",
-                                   hint="name it with --python 3.13 (or a path to the interpreter)")
-        ft = ft or bool(m.group(4))
-    major, minor = int(m.group(1)), int(m.group(2))
-    micro = int(m.group(3)) if m.group(3) else None
-    system = (facts.os.system or "Linux").lower()
-    raw = (facts.arch or "x86_64").lower()
-    if system == "darwin":
-        arch = "arm64" if raw in ("arm64", "aarch64") else "x86_64"
-        nums = [int(x) for x in re.findall(r"\d+", facts.os.version or "")][:2]
-        if not nums:
-            nums = [14, 0]
-            warnings.append("macOS version unknown: assumed 14.0")
-        platforms = list(ptags.mac_platforms((nums[0], nums[1] if len(nums) > 1 else 0), arch))
-    elif system == "windows":
-        arch = "arm64" if raw in ("arm64", "aarch64") else "amd64"
-        platforms = [f"win_{arch}"]
-    else:
-        system = "linux"
-        arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(raw, raw)
-        libc = facts.libc.name
-        if libc != "musl" and not facts.libc.version:
-            warnings.append("glibc version unknown: assumed 2.28 (what current torch wheels need)")
-        platforms = _linux_platforms(arch, libc, facts.libc.version)
-    return Target(major, minor, micro, ft, system, arch, tuple(platforms), _tags(major, minor, ft, platforms)), warnings
-
-
-# ------------------------------------------------------------------------------------------------ the variant
-
-
-@dataclass
-class Policy:
-    """Which builds are wanted, best first, and why."""
-
-    kind: str  # cpu, cuda, rocm, xpu, mps
-    preferred: Tuple[str, ...]
-    any_build_runs: bool = False  # a CPU target can run any build (a CUDA one is just big)
-    skip_pytorch_index: bool = False  # macOS: PyPI's wheels are the ones (with MPS)
-    check_kernels: bool = False
-    cc: Optional[Tuple[int, int]] = None
-    reasons: List[str] = field(default_factory=list)
-    warnings: List[str] = field(default_factory=list)
-
-
-def _cc_text(cc: Tuple[int, int]) -> str:
-    return f"{cc[0]}.{cc[1]}"
-
-
-def _covers_any(table: Table, v: Variant, cc: Tuple[int, int], arch: str) -> bool:
-    rows = table.kernels_for(v.name, None, arch)
-    return not rows or any(k.covers(cc) for k in rows)
-
-
-def _policy(facts, table: Table, target: Target, backend: str, env: Mapping[str, str]) -> Policy:
-    origin = "--torch-backend"
-    if backend == "auto" and env.get(BACKEND_ENV, "").strip():
-        backend, origin = env[BACKEND_ENV].strip().lower(), BACKEND_ENV
-    if not _BACKEND.match(backend):
-        raise UnsupportedError(f"unknown torch backend {backend!r} ({origin})",
-                               hint="use auto, cpu, xpu, cuXYZ (cu130) or rocmX.Y (rocm7.2)")
-    acc = facts.accelerator
-    cc = _cc(acc.compute_capability) if acc.compute_capability else None
-    if backend == "auto":
-        return _auto(facts, table, target, cc)
-    p = _explicit(table, target, backend, cc, acc)
-    p.reasons.insert(0, f"{origin} {backend} chosen by the user" if origin != BACKEND_ENV
-                     else f"{BACKEND_ENV}={backend} names the variant (as in a Docker build, where no GPU is seen)")
-    return p
-
-
-def _cpu(reason: str, target: Target, warning: str = "") -> Policy:
-    p = Policy("mps" if target.platform_key == "darwin-arm64" else "cpu", ("cpu",), any_build_runs=target.system != "darwin",
-               skip_pytorch_index=target.system == "darwin", reasons=[reason])
-    if warning:
-        p.warnings.append(warning)
-    return p
-
-
-def _auto(facts, table: Table, target: Target, cc) -> Policy:
-    acc = facts.accelerator
-    if target.system == "darwin":
-        return _cpu("macOS: PyPI's torch is the build to use (on Apple silicon it includes the MPS backend)", target)
-    if acc.kind == "nvidia":
-        return _auto_nvidia(table, target, acc, cc)
-    if acc.kind == "rocm" and acc.gfx:
-        fits = [v for v in table.variants if v.kind == "rocm" and acc.gfx in v.gfx and target.platform_key in v.platforms]
-        if not fits:
-            return _cpu("ROCm GPU seen, but no ROCm build on file runs on it", target,
-                        f"no ROCm torch build lists {acc.gfx} (or none for {target.platform_name}); chose cpu -- "
-                        "name one with --torch-backend rocmX.Y to try anyway")
-        return Policy("rocm", tuple(v.name for v in fits), reasons=[
-            f"AMD GPU {acc.gfx} ({acc.source or 'detected'}): ROCm builds with kernels for it: "
-            + ", ".join(v.name for v in fits)])
-    hint = ""
-    if facts.host.container:
-        hint = (f"; inside a container ({facts.host.container}) a GPU is often not visible -- set "
-                f"{BACKEND_ENV}=cu130 (or another variant) to choose a GPU build")
-    return _cpu("no GPU seen (no NVIDIA driver, no ROCm agent): the CPU build" + hint, target)
-
-
-def _auto_nvidia(table: Table, target: Target, acc, cc) -> Policy:
-    try:
-        driver = Version(acc.driver_version or "")
-    except InvalidVersion:
-        return _cpu("NVIDIA GPU seen without a readable driver version", target,
-                    f"NVIDIA driver version {acc.driver_version!r} not understood: chose cpu -- "
-                    "name a variant with --torch-backend cuXYZ")
-    shown = acc.driver_version  # as the driver reports it: Version() would print 580.159.03 as 580.159.3
-    cudas = sorted((v for v in table.variants if v.kind == "cuda" and target.platform_key in v.platforms),
-                   key=lambda v: v.cuda, reverse=True)
-    runnable = [v for v in cudas if v.driver_for(target.system) and driver >= v.driver_for(target.system)]
-    if not runnable:
-        oldest = min((v for v in cudas if v.driver_for(target.system)), key=lambda v: v.driver_for(target.system),
-                     default=None)
-        oldest = oldest.driver_text(target.system) if oldest else None
-        return _cpu(f"NVIDIA driver {shown} is older than any CUDA build on file needs", target,
-                    f"NVIDIA driver {shown} runs no CUDA torch build (the oldest needs {oldest}): chose cpu")
-    reasons = [f"NVIDIA driver {shown} ({acc.source or 'detected'}) runs CUDA builds up to {runnable[0].name} "
-               f"(CUDA {runnable[0].cuda.major}.x needs driver >= {runnable[0].driver_text(target.system)}: NVIDIA "
-               "CUDA release notes, Table 2)"]
-    fits = runnable
-    if cc is not None:
-        fits = [v for v in runnable if _covers_any(table, v, cc, target.arch)]
-        gpus = f" (the lowest of {len(acc.gpus)} GPUs)" if len(acc.gpus) > 1 else ""
-        dropped = [v.name for v in runnable if v not in fits]
-        if not fits:
-            return _cpu(f"GPU compute capability {_cc_text(cc)}{gpus} has kernels in no CUDA build this driver runs",
-                        target, f"no CUDA torch build has kernels for compute capability {_cc_text(cc)}: chose cpu")
-        text = f"compute capability {_cc_text(cc)}{gpus} has kernels in {', '.join(v.name for v in fits)}"
-        reasons.append(text + (f"; not in {', '.join(dropped)}" if dropped else ""))
-    return Policy("cuda", tuple(v.name for v in fits), check_kernels=cc is not None, cc=cc, reasons=reasons)
-
-
-def _explicit(table: Table, target: Target, name: str, cc, acc) -> Policy:
-    if name == "cpu":
-        p = _cpu("the CPU build", target)
-        p.reasons = []
-        return p
-    v = table.variant(name)
-    warnings = []
-    if v is None:
-        warnings.append(f"{name} is not in torch-setup's variant table: asking its index anyway")
-        kind = "cuda" if name.startswith("cu") else "rocm" if name.startswith("rocm") else "xpu"
-        v = Variant(name, kind, known=False)
-    elif target.platform_key not in v.platforms:
-        warnings.append(f"{name} has no builds for {target.platform_name} on file")
-    if v.kind == "cuda" and acc.kind == "nvidia" and acc.driver_version and v.driver_for(target.system):
-        try:
-            if Version(acc.driver_version) < v.driver_for(target.system):
-                warnings.append(f"NVIDIA driver {acc.driver_version} is older than {name} needs "
-                                f"({v.driver_text(target.system)}): torch will not see the GPU")
-        except InvalidVersion:
-            pass
-    if v.kind == "cuda" and cc is not None and v.known and not _covers_any(table, v, cc, target.arch):
-        warnings.append(f"{name} has no kernels for compute capability {_cc_text(cc)}")
-    if v.kind == "rocm" and acc.gfx and v.known and acc.gfx not in v.gfx:
-        warnings.append(f"{name} does not list {acc.gfx} among its GPU architectures")
-    return Policy(v.kind, (name,), warnings=warnings)
-
 
 # ------------------------------------------------------------------------------------------------ candidates
 
@@ -603,7 +271,7 @@ def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with
     fetch = fetch or (lambda source, project: indexes.fetch(source, project))
     table = table or load_table()
     target, warnings = target_from(facts)
-    policy = _policy(facts, table, target, (backend or "auto").lower(), env)
+    policy = wanted(facts, table, target, (backend or "auto").lower(), env)
     warnings += policy.warnings
 
     if isinstance(find_links, str):

@@ -76,7 +76,7 @@ def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
     if env.get(NO_UV_ENV, "") not in ("", "0"):
         return None
     from torch_setup import indexes
-    from torch_setup.torch_choice import target_from
+    from torch_setup.wheel_tags import target_from
 
     try:
         target, _ = target_from(facts)
