@@ -46,6 +46,11 @@ def test_a_started_job_waits_for_its_line_and_keeps_its_output():
     assert (res.rc, res.stdout, res.stderr) == (0, "got go\n", "warning: " + "x" * 200 + "\n")
 
 
+def test_a_job_that_prints_bytes_that_are_not_utf8_is_read_all_the_same():
+    job = System().start([sys.executable, "-c", "import sys; sys.stderr.buffer.write(b'caf\\xe9 \\xff\\n')"])
+    assert job.finish("go", timeout=30).stderr == "caf\ufffd \ufffd\n"
+
+
 def test_a_job_that_ended_before_its_line_is_read_as_it_ended():
     job = System().start([sys.executable, "-c", "import sys; print('broken', file=sys.stderr); sys.exit(5)"])
     job.proc.wait(timeout=30)  # it has ended: the line goes nowhere

@@ -212,7 +212,7 @@ class Job:
 
     def __init__(self, argv: list, env: Dict[str, str]):
         self.start = time.monotonic()
-        self.out, self.err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # bytes: decoded leniently
         self.result: Optional[Result] = None
         try:
             self.proc: Optional[subprocess.Popen] = subprocess.Popen(
@@ -250,7 +250,7 @@ class Job:
         texts = []
         for f in (self.out, self.err):
             f.seek(0)
-            texts.append(f.read())
+            texts.append(f.read().decode(errors="replace"))
             f.close()
         self.result = Result(rc, texts[0], texts[1] + note, time.monotonic() - self.start)
         return self.result
