@@ -171,15 +171,16 @@ def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter
     from torch_setup.run import execute
 
     report = InstallReport(facts, plan)
-    pending = []
+    pending: Optional[verification.Pending] = None
 
     def start_verify() -> None:
         """One interpreter for the verification, started once torch is in: it imports torch (writing its bytecode)
         while the other steps finish, and compiles when they have."""
-        if do_verify and plan.python and not pending:
+        nonlocal pending
+        if do_verify and plan.python and pending is None:
             reporter.line(f"==> Verifying torch.compile in {plan.python} (fresh Inductor cache; torch imports now, "
                           "the compile waits for every step)")
-            pending.append(verification.start(system, plan.python, env=plan.env))
+            pending = verification.start(system, plan.python, env=plan.env)
 
     if not any(s.id == "torch" for s in plan.todo):
         start_verify()
@@ -187,10 +188,10 @@ def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter
         report.runs = execute(system, plan, facts, reporter,
                               on_done=lambda step_id: step_id == "torch" and start_verify())
     except BaseException:
-        for p in pending:
-            p.cancel()
+        if pending is not None:
+            pending.cancel()
         raise
     start_verify()
-    if pending:
-        report.verification = pending[0].finish()
+    if pending is not None:
+        report.verification = pending.finish()
     return report

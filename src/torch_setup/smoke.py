@@ -31,8 +31,8 @@ for name in names[k::n]:  # compile_file skips a module whose bytecode is up to 
 
 
 def write_bytecode(listing):
-    """Start one helper per spare CPU; returns them (killed when the check ends). None where the user said to
-    write no bytecode (PYTHONDONTWRITEBYTECODE, -B)."""
+    """Start one helper per spare CPU; returns them (killed when the check ends). No helpers where the user said
+    to write no bytecode (PYTHONDONTWRITEBYTECODE, -B)."""
     import importlib.util
 
     spec = importlib.util.find_spec("torch")  # finds torch without importing it

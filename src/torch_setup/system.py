@@ -33,6 +33,11 @@ class Result:
 
 
 NOT_FOUND = 127
+
+
+def _not_started(e: OSError, seconds: float = 0.0) -> Result:
+    """A program that could not be started, as a shell says it: 127 when it is missing, 126 when it may not run."""
+    return Result(NOT_FOUND if isinstance(e, FileNotFoundError) else 126, "", str(e), seconds)
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B])")
 
 
@@ -89,10 +94,8 @@ class System:
                 on_line(line.rstrip("\n"))
             rc = proc.wait(timeout=timeout)
             return Result(rc, "".join(lines), "", time.monotonic() - start)
-        except FileNotFoundError as e:
-            return Result(NOT_FOUND, "", str(e), time.monotonic() - start)
-        except PermissionError as e:
-            return Result(126, "", str(e), time.monotonic() - start)
+        except (FileNotFoundError, PermissionError) as e:
+            return _not_started(e, time.monotonic() - start)
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             return Result(124, out, f"timed out after {timeout} s", time.monotonic() - start)
@@ -211,21 +214,22 @@ class Job:
     long it waits for its line."""
 
     def __init__(self, argv: list, env: Dict[str, str]):
-        self.start = time.monotonic()
+        self.started = time.monotonic()
         self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # bytes: decoded leniently
-        self.result: Optional[Result] = None
+        self.result: Optional[Result] = None  # set once it has ended (or could not start)
         try:
             self.proc: Optional[subprocess.Popen] = subprocess.Popen(
-                argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True,
-                errors="replace")
+                argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True)
         except (FileNotFoundError, PermissionError) as e:
             self.proc = None
-            self.result = Result(NOT_FOUND if isinstance(e, FileNotFoundError) else 126, "", str(e))
+            self.out.close()
+            self.err.close()
+            self.result = _not_started(e)
 
     def finish(self, line: str, timeout: Optional[float] = None) -> Result:
         """Send line (the command may have ended already), then wait for the end; rc 124 on a timeout."""
-        if self.result is not None or self.proc is None:
-            return self.result or Result(NOT_FOUND)
+        if self.result is not None:
+            return self.result
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write(line + "\n")
@@ -242,7 +246,7 @@ class Job:
         return self._collect(rc, note)
 
     def cancel(self) -> None:
-        if self.result is None and self.proc is not None:
+        if self.result is None:
             self.proc.kill()
             self._collect(self.proc.wait(), "cancelled\n")
 
@@ -252,7 +256,7 @@ class Job:
             f.seek(0)
             texts.append(f.read().decode(errors="replace"))
             f.close()
-        self.result = Result(rc, texts[0], texts[1] + note, time.monotonic() - self.start)
+        self.result = Result(rc, texts[0], texts[1] + note, time.monotonic() - self.started)
         return self.result
 
 

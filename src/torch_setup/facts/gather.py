@@ -16,7 +16,6 @@ class Probes:
     takes ~0.1 s). Started first, they run while the caller reads the OS and the host (and imports the rest)."""
 
     def __init__(self, system: System, spec: str, system_name: Optional[str] = None, machine: Optional[str] = None):
-        self.spec = spec
         self.system_name = system_name or platform.system()
         self.machine = machine or platform.machine()
         self.python = _Background(python.find, system, spec)

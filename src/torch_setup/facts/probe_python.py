@@ -74,7 +74,8 @@ def dumps(value):
 
 
 def _platform():
-    """(machine, system, macOS version, libc_ver) as platform gives them, importing platform only where needed."""
+    """(machine, system, macOS version, libc_ver, glibc) as platform and os.confstr give them, importing platform
+    only where it is needed."""
     try:
         glibc = os.confstr("CS_GNU_LIBC_VERSION")
     except (AttributeError, ValueError, OSError):
