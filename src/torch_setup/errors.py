@@ -55,9 +55,5 @@ class StepError(TorchSetupError):
     code = ExitCode.STEP_FAILED
 
 
-class VerifyError(TorchSetupError):
-    code = ExitCode.VERIFY_FAILED
-
-
 class NoTorchError(TorchSetupError):
     code = ExitCode.NO_TORCH
