@@ -184,3 +184,21 @@ def test_a_verification_told_to_stop_does_not_compile(torch_python):
     v = verify.parse_smoke(torch_python, res.rc, res.stdout, res.stderr)
     assert not v.ok and "cancelled before compiling" in v.error and v.results == []
     assert v.torch and v.torch.startswith("2.")  # torch was imported while it waited
+
+
+@pytest.mark.slow
+def test_the_isa_checks_are_done_before_torch_compile_asks(torch_python, tmp_path):
+    """check_isas_side_by_side leans on Inductor internals: on the torch here it must really build each vector ISA's
+    test library (a change in torch would make it do nothing, silently)."""
+    code = (f"SMOKE = {verify.SMOKE!r}\n"
+            "ns = {'__name__': 'smoke'}\nexec(SMOKE, ns)\nns['check_isas_side_by_side']()\n"
+            "from torch._inductor import cpu_vec_isa as isa\nflags = isa.x86_isa_checker()\n"
+            "print(len([i for i in isa.supported_vec_isa_list if all(f in flags for f in str(i).split())]))\n")
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path), TMPDIR=str(tmp_path))
+    res = subprocess.run([torch_python, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    claimed = int(res.stdout.split()[-1])
+    if "avx2" in Path("/proc/cpuinfo").read_text():
+        assert claimed >= 1
+    # each ISA the CPU claims had its test library (or two: some check an extension too) built, before any compile
+    assert len(list(tmp_path.rglob("*.so"))) >= claimed
