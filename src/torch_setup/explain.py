@@ -1,7 +1,7 @@
 """Name the environment causes behind a failed torch.compile, `import torch`, Triton launch or pip install log.
 
-The signatures live in `data/causes.toml` (one row per stable cause id, with the failures.md section and the
-upstream code or threads behind it); this module loads and validates that file and matches logs against it.
+The signatures live in `data/causes.toml` (one row per stable cause id, with the torch, triton or pip code and the
+upstream threads behind it); this module loads and validates that file and matches logs against it.
 
 People paste these failures from other programs' logs: vLLM worker lines, ComfyUI consoles, notebooks, CI,
 pytest. So a log is normalised line by line before matching: ANSI colours, CRLF, logger prefixes and Windows

@@ -14,11 +14,11 @@ Python providers (`--python-from`):
 
 - system: the platform's package manager, where the recipe lists the version in `pythons`, after enabling the
   recipe's `repos` for it (EPEL + CRB on RHEL 9/10, the deadsnakes PPA on an Ubuntu LTS). One install brings the
-  interpreter, its headers, venv support, the compiler and CA certificates: the command reference/platforms.md §3
-  gives for that platform.
+  interpreter, its headers, venv support, the compiler and CA certificates: the command the recipe's
+  `source` cites for that platform.
 - uv: `uv python install X.Y` (python-build-standalone: headers included, nothing to build), then `uv venv` at
   the plan's venv path, so the interpreter's path is known before its patch release is.
-- pyenv: pyenv's suggested build environment (§7) and `pyenv install --skip-existing X.Y`, then a venv from it.
+- pyenv: pyenv's suggested build environment [S33] and `pyenv install --skip-existing X.Y`, then a venv from it.
 - conda: a new environment with `python=X.Y` (and conda-forge's compiler where the box has none), as the user.
 
 The default (`default_provider`): the source of the box's active Python when it is one of these (a conda env, a

@@ -36,7 +36,7 @@ NEEDS = ("headers", "venv", "cxx", "ca")  # what a platform's packages provide, 
 PYTHON = "python"  # the interpreter package itself: a key of `by_python` next to the needs
 PLACEHOLDERS = ("minor", "nodot", "arch", "major", "prefix")
 MANAGER_KINDS = ("system", "env")  # env: conda and friends, which install into an environment, not the OS
-DEFAULT_COMPILER_MIN = 10  # the oldest g++ that accepts -std=c++20 (reference/platforms.md §1 [S42])
+DEFAULT_COMPILER_MIN = 10  # the oldest g++ that accepts -std=c++20 [S42]
 ADVISED_COMPILER = 11  # ... and the one advised there
 
 
@@ -125,7 +125,7 @@ class Platform:
     uv_packages: Tuple[str, ...] = ()  # the platform's own uv package, where it has one
     uv_bootstrap: Tuple[str, ...] = ()  # what the default python3 needs to make the venv that carries uv
     pyenv_packages: Tuple[str, ...] = ()  # the platform's own pyenv package, where it has one
-    pyenv_build: Tuple[str, ...] = ()  # pyenv's suggested build environment (reference/platforms.md §7)
+    pyenv_build: Tuple[str, ...] = ()  # pyenv's suggested build environment [S33]
 
     def matches(self, os_id: str, like: Sequence[str], version: str, *, arch: Optional[str] = None,
                 system: Optional[str] = None, source: Optional[str] = None) -> bool:

@@ -215,7 +215,7 @@ def _user_spec(torch_range: str) -> SpecifierSet:
 
 
 def _constraints(paths: Sequence[str], read: Callable[[str], Optional[str]]) -> Tuple[SpecifierSet, List[str]]:
-    """torch lines of pip/uv constraint files: the host's admin may cap torch (this lab caps torch<=2.14.1)."""
+    """torch lines of pip/uv constraint files: the host's admin may cap torch (e.g. `torch<=2.14.1`)."""
     spec, notes = SpecifierSet(""), []
     for path in paths:
         for line in (read(path) or "").splitlines():

@@ -98,7 +98,7 @@ def parse_pyvenv_cfg(text: str) -> Dict[str, str]:
 
 
 def python_source(raw: dict, env: Mapping[str, str], em_text: Optional[str]) -> str:
-    """Where the base interpreter comes from, by the fingerprints in reference/platforms.md §8."""
+    """Where the base interpreter comes from, by the fingerprints of [S6][S22][S23][S30] (docs/sources.md)."""
     base = raw["base_prefix"].rstrip("/")
     real = raw.get("realpath") or raw["executable"]
     where = f"{base}/ {real}"
