@@ -18,7 +18,7 @@ HOSTS = FIXTURES / "hosts"
 HOST_NAMES = sorted(p.stem for p in HOSTS.glob("*.json"))
 
 
-# The keys `detect --json` must carry (issue #2, "Facts"), dotted = nested.
+# The keys `detect --json` must carry (its documented facts), dotted = nested.
 REQUIRED_KEYS = [
     "os.id", "os.version", "arch", "libc.name", "libc.version", "package_manager", "python.executable",
     "python.version", "python.source", "python.include_dir", "python.has_headers", "python.externally_managed",
@@ -77,7 +77,7 @@ DEBIAN_FAMILY = {"debian", "ubuntu"}
 
 
 def debian_only(recipes: recipes_mod.Recipes) -> recipes_mod.Recipes:
-    """The recipes with only the Debian and Ubuntu platforms (what issue #2 ships): tests of 'an OS with no
+    """The recipes with only the Debian and Ubuntu platforms (the first release's scope): tests of 'an OS with no
     recipe' stay true while other platforms are added as data."""
     keep = tuple(p for p in recipes.platforms if p.os and set(p.os) <= DEBIAN_FAMILY)
     return dataclasses.replace(recipes, platforms=keep)

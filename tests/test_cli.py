@@ -168,7 +168,7 @@ def test_user_recipes_change_the_plan():
 
 
 def test_unsupported_os(tmp_path, mocker):
-    # only the Debian/Ubuntu recipes of issue #2, so that the Fedora facts below have no recipe whatever
+    # only the Debian/Ubuntu recipes (the first release's scope), so that the Fedora facts below have no recipe whatever
     # other platforms the built-in data gains
     real = pipeline.load_recipes
     mocker.patch("torch_setup.pipeline.load_recipes", side_effect=lambda *a: debian_only(real(*a)))

@@ -106,7 +106,7 @@ def test_weak_patterns_need_context():
 @pytest.mark.parametrize(
     "line, expected",
     [
-        # exact messages from torch/triton source (failures.md section 1) for rows no pasted log was found for
+        # exact messages from the torch/triton code that raises them [S72][S73], for rows no pasted log was found for
         ("RuntimeError: Torch.compile() is only support MSVC with English language pack,Please reinstall its "
          "language pack to English.", "msvc-non-english"),
         ("RuntimeError: Please use clang-cl, due to torch.compile only support MSVC-like CLI (compiler flags "

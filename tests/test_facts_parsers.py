@@ -441,7 +441,7 @@ def test_parse_torch_in_the_user_site():
     assert python.parse_torch(None, user_site).version is None
 
 
-# python_source fingerprints (reference/platforms.md §8). The system and pyenv cases are probe outputs
+# python_source fingerprints [S6][S22][S23][S30]. The system and pyenv cases are probe outputs
 # captured here; the rest are path-only: the dicts carry the fields a probe of that interpreter prints, with
 # paths seen in real logs (cited), since no such interpreter could be installed on this host (uv downloads
 # Pythons from GitHub, which is not reachable here).
@@ -501,7 +501,7 @@ def test_python_source_of_captured_probes(host_name, want):
 
 def test_python_source_uv_in_a_custom_install_dir():
     # uv's own EXTERNALLY-MANAGED text (astral-sh/uv, crates/uv-python/src/managed.rs: find_string id 504748224);
-    # unpatched python-build-standalone builds carry --prefix=/install in CONFIG_ARGS (platforms.md §8)
+    # unpatched python-build-standalone builds carry --prefix=/install in CONFIG_ARGS [S25]
     raw = _raw("/opt/uv-pythons/cpython-3.12.13-linux-x86_64-gnu",
                "/opt/uv-pythons/cpython-3.12.13-linux-x86_64-gnu/bin/python3.12",
                config_args="'--prefix=/install' '--with-lto'")
@@ -512,7 +512,7 @@ def test_python_source_uv_in_a_custom_install_dir():
     ("glibc 2.41", ["glibc", "2.41"], "Linux", ("glibc", "2.41")),  # Debian 13 (captured)
     ("glibc 2.36", ["glibc", "2.36"], "Linux", ("glibc", "2.36")),  # Debian 12 (captured)
     (None, ["glibc", "2.17"], "Linux", ("glibc", "2.17")),  # a Python without os.confstr
-    (None, ["", ""], "Linux", ("musl", None)),  # Alpine: both are empty (platforms.md §8)
+    (None, ["", ""], "Linux", ("musl", None)),  # Alpine: both are empty (libc_ver knows glibc only)
     (None, ["", ""], "Darwin", (None, None)),
 ])
 def test_parse_libc(gnu, libc_ver, system, want):

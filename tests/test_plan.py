@@ -119,7 +119,7 @@ def test_the_minbase_plan_leads_to_the_captured_installed_venv(builtin_recipes):
 
 
 def seed_note_facts() -> Facts:
-    """../shared/reference/seed-note.de.txt: Debian/Ubuntu system Python 3.13, torch installed with
+    """The case this project started from: Debian/Ubuntu system Python 3.13, torch installed with
     `pip install --user` under ~/.local/lib/python3.13/site-packages, g++ present, python3.13-dev missing
     ('fatal error: Python.h: No such file or directory' with -I/usr/include/python3.13)."""
     site = "/home/ada/.local/lib/python3.13/site-packages"

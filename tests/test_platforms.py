@@ -1,7 +1,7 @@
-"""Every platform of issue 4: its facts (tests/fixtures/platforms, see SOURCES.md there) and the exact commands of
-its plan, for its default Python and for `--python 3.13` -- what a maintainer of that platform runs
-(reference/platforms.md §3). The plan is provision.plan_for: refusals, the steps that provide a Python
-(python_steps) and fix a compiler too old (compiler_steps), then make_plan of the facts those steps leave."""
+"""Every supported platform: its facts (tests/fixtures/platforms, see SOURCES.md there) and the exact commands of
+its plan, for its default Python and for `--python 3.13` -- what a maintainer of that platform runs (the
+commands the recipes' `source` rows cite). The plan is provision.plan_for: refusals, the steps that provide a
+Python (python_steps) and fix a compiler too old (compiler_steps), then make_plan of the facts those steps leave."""
 from __future__ import annotations
 
 import json
@@ -47,9 +47,6 @@ def lines(plan) -> list:
         else:
             out.append(f"{s.id}{' (root)' if s.root else ''}: " + " && ".join(c.display() for c in s.commands))
     return out
-
-
-# --------------------------------------------------------------------------- what make_plan must do (lead's part)
 
 
 # ------------------------------------------------------------------------------------------------ the pinned plans

@@ -216,7 +216,7 @@ def test_choice_when_the_pytorch_index_does_not_answer(driver, python, where, va
 
 
 def test_old_glibc_gets_the_last_manylinux1_torch():
-    # glibc 2.17 (CentOS 7, Amazon Linux 2): PyPI's newest fitting cp313 wheel is 2.6.0 manylinux1 (platforms.md §4).
+    # glibc 2.17 (CentOS 7, Amazon Linux 2): PyPI's newest fitting cp313 wheel is 2.6.0 manylinux1 [S24].
     c = pick(make_facts("none", "3.13", glibc="2.17"), dead=(PT,))
     assert (c.version, c.wheel) == ("2.6.0", "torch-2.6.0-cp313-cp313-manylinux1_x86_64.whl")
 

@@ -150,7 +150,7 @@ def test_real_run_in_a_debian13_root(ansible_bin, pyz, tmp_path_factory):
         ca = root.ca_in_root
         inventory = {"all": {
             "vars": {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
-                     # the lab's proxy CA, passed the way a fleet behind a proxy or mirror would pass its own
+                     # the test machine's proxy CA, passed the way a fleet behind a proxy or mirror would pass its own
                      "torch_setup_environment": {"SSL_CERT_FILE": ca, "PIP_CERT": ca, "REQUESTS_CA_BUNDLE": ca}
                      if ca else {}},
             "hosts": {

@@ -1,12 +1,12 @@
 """deploy/docker/debian13.Dockerfile, built for real, and torch.compile in the image it makes.
 
-No Docker engine and no registry here (../shared/LAB.md), so:
+The test machines have no Docker engine and cannot pull from an image registry, so:
 - the base is a debootstrap trixie root, imported with `podman import`;
 - the build uses `podman build --isolation chroot --network host`;
 - the image is checked without `podman run` (which fails here): `podman create` plus `podman mount` give a
   writable copy of the image's tree, and we chroot into it with /proc mounted and the image's own ENV.
-The example Dockerfile is built exactly as shipped. The proxy CA this lab needs comes in through a test-only
-base layer passed as BASE, so nothing about it is written into the example.
+The example Dockerfile is built exactly as shipped. The CA of the intercepting HTTPS proxy the test machines
+sit behind comes in through a test-only base layer passed as BASE, so nothing about it is written into the example.
 """
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def tag():
 
 
 def _ca_base(base: str, tag: str, workdir: Path) -> str:
-    """base plus the proxy's CA, as the lab needs it for pip's HTTPS. This layer exists only in the test."""
+    """base plus the proxy's CA, as a test machine behind an intercepting proxy needs it for pip's HTTPS. This
+    layer exists only in the test."""
     host_ca = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
     if not os.path.isfile(host_ca):
         return base

@@ -44,7 +44,7 @@ def test_debian_testing_python313_gets_its_own_headers(tmp_path, pyz):
 
 def test_debian12_plans_a_uv_managed_python313(tmp_path, pyz):
     """bookworm has no 3.13: the plan takes it from uv, with the compiler from apt (the uv-managed build itself
-    comes from GitHub, which this lab cannot reach, so this test stops at the plan)."""
+    comes from GitHub, which the test machines cannot reach, so this test stops at the plan)."""
     with debian_root("bookworm", tmp_path) as root:
         root.copy_in(pyz, "/root/torch-setup.pyz")
         res = root.run(["python3", "/root/torch-setup.pyz", "plan", "--json", "--python", "3.13"], timeout=600)
