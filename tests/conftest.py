@@ -134,3 +134,15 @@ def load_script(name: str):
     loader.exec_module(module)
     return module
 
+
+
+def plan_for(facts: Facts, recipes, request=None, *, python=None, provider=None, choice=None, uv=None):
+    """The plan production makes (pipeline.assemble, which plan_host wraps), for these facts and this request:
+    `python`/`provider` as `--python`/`--python-from` would give them."""
+    from torch_setup import pipeline
+    from torch_setup.request import PythonRequest, Request
+
+    request = request or Request()
+    if python is not None or provider is not None:
+        request = dataclasses.replace(request, python=PythonRequest.parse(python), provider=provider)
+    return pipeline.assemble(request, facts, recipes, choice=choice, uv=uv)

@@ -25,6 +25,7 @@ VENV = "/opt/venvs/torch"
 def no_index(mocker):
     """Plans here ask for the generic torch requirement: which wheel an index offers is test_torch_choice's
     business, and `plan --facts` would otherwise read this host's pip configuration and indexes."""
+    mocker.patch("torch_setup.pipeline.resolve_uv", return_value=None)  # nor which uv wheel it serves
     return mocker.patch("torch_setup.pipeline.choose_torch", return_value=None)
 
 
@@ -56,7 +57,7 @@ def test_detect_json_has_every_key_the_issue_lists():
         dotted(data, key)
     assert data["python"]["version"] == platform.python_version()
     assert data["python"]["found"] is True
-    assert data["python"]["spec"] == sys.executable
+    assert data["python"]["executable"] and data["python"]["absent"] == "" and not data["python"]["predicted"]
     assert Facts.from_dict(data).to_dict() == data  # what plan --facts reads back
 
 
@@ -68,10 +69,26 @@ def test_detect_text():
     assert platform.python_version() in result.output
 
 
-@pytest.mark.parametrize("spec", ["9.9", "3.99", "/nonexistent/bin/python3"])
+@pytest.mark.parametrize("spec", ["9.9", "/nonexistent/bin/python3"])
 def test_detect_unknown_python(spec):
     assert_clean_failure(invoke("detect", "--python", spec), ExitCode.PYTHON_NOT_FOUND,
                          f"no Python interpreter matches --python {spec}")
+
+
+def test_detect_absent_version_prints_the_host_without_it_and_plan_facts_provides_it(tmp_path):
+    """`detect --python 3.99 --json` on a box without 3.99: the host's facts with the target absent, exit 7; those
+    facts, planned, provide 3.99 (here refused: no torch supports it) instead of failing on a missing Python."""
+    result = invoke("detect", "--json", "--python", "3.99")
+    assert result.exit_code == ExitCode.PYTHON_NOT_FOUND
+    data = json.loads(result.stdout)
+    assert data["python"]["found"] is False and data["python"]["absent"] == "3.99"
+    assert data["host_python"]["executable"]  # the box's python3, which runs the bootstrap scripts
+    text = invoke("detect", "--python", "3.99")
+    assert text.exit_code == ExitCode.PYTHON_NOT_FOUND and "no Python 3.99 on this host" in text.output
+    facts = tmp_path / "facts.json"
+    facts.write_text(result.stdout)
+    planned = invoke("plan", "--facts", facts)
+    assert_clean_failure(planned, ExitCode.UNSUPPORTED, "no torch release supports torch.compile on Python 3.99")
 
 
 def test_detect_unknown_python_json():
@@ -91,12 +108,14 @@ def test_plan_facts_json():
     assert [s["id"] for s in data["steps"]] == ["system-packages", "venv", "torch"]
     for step in data["steps"]:
         assert {"id", "title", "status", "commands", "root"} <= set(step)
-    assert data["steps"][0]["commands"] == [[
+    assert data["steps"][0]["commands"] == [{"argv": [
         "apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
-        "python3.13-dev", "python3.13-venv", "g++", "ca-certificates"]]
+        "python3.13-dev", "python3.13-venv", "g++", "ca-certificates"],
+        "env": {"DEBIAN_FRONTEND": "noninteractive"}}]  # who runs the JSON argv (Ansible) gets the environment too
     assert data["steps"][0]["root"] is True
-    assert data["steps"][1]["commands"] == [["/usr/bin/python3", "-m", "venv", VENV]]
-    assert data["steps"][2]["commands"] == [[VENV + "/bin/python", "-m", "pip", "install", "torch>=2.6"]]
+    assert data["steps"][1]["commands"] == [{"argv": ["/usr/bin/python3", "-m", "venv", VENV], "env": {}}]
+    assert data["steps"][2]["commands"] == [{"argv": [VENV + "/bin/python", "-m", "pip", "install", "torch>=2.6"],
+                                             "env": {}}]
     assert data["python"] == VENV + "/bin/python"
 
 
@@ -164,7 +183,7 @@ def test_malformed_recipe(case, word):
 def test_user_recipes_change_the_plan():
     result = invoke("plan", "--facts", MINBASE, "--json", "--venv", VENV, "--recipes", FIXTURES / "recipes-user")
     assert result.exit_code == 0, result.output
-    assert "libpython3.13-dev" in json.loads(result.stdout)["steps"][0]["commands"][0]
+    assert "libpython3.13-dev" in json.loads(result.stdout)["steps"][0]["commands"][0]["argv"]
 
 
 def test_unsupported_os(tmp_path, mocker):

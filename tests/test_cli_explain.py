@@ -14,7 +14,8 @@ from conftest import FIXTURES, host_facts, read_log
 from torch_setup import explain as ex
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
-from torch_setup.plan import Options, make_plan
+from torch_setup.plan import make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.system import FakeSystem, Result
 
 runner = CliRunner()
@@ -47,7 +48,7 @@ def minbase(mocker, monkeypatch):
     from torch_setup import recipes
 
     rec = recipes.load()
-    plan = make_plan(facts, rec, Options(venv=VENV))
+    plan = make_plan(facts, rec, Request(venv=VENV))
     mocker.patch("torch_setup.cli._host_plan", return_value=(facts, rec, plan))
     replay = Replay(commands={"*": Result(0, "done\n")})
     monkeypatch.setattr("torch_setup.cli.System", lambda *a, **kw: replay)

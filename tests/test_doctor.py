@@ -3,6 +3,8 @@ each problem with the plan step that fixes it; `gather_extras` through a FakeSys
 runner with `pipeline.detect` patched; and one real `doctor --json` on this host."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import subprocess
@@ -20,13 +22,14 @@ from torch_setup.cli import app
 from torch_setup.errors import ExitCode
 from torch_setup.facts import accelerator
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Options, make_plan
+from torch_setup.plan import make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.system import FakeSystem
 from torch_setup.variants import load_table
 from torch_setup.uvtool import UvWheel
 
 VENV = "/opt/venvs/torch"
-OPTS = Options(venv=VENV)
+OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "venv")
 CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "ca", "venv", "torch", "torch-cuda", "disk",
              "index", "inductor-cache"]
@@ -107,7 +110,7 @@ def test_minbase_lists_each_problem_with_the_step_that_fixes_it(builtin_recipes)
 def test_minbase_without_a_venv_in_the_plan_has_no_venv_problem(builtin_recipes):
     """--break-system-packages: torch goes into the system Python, so venv support is not needed."""
     facts = host_facts("debian13-minbase")
-    plan = make_plan(facts, builtin_recipes, Options(venv=VENV, break_system_packages=True))
+    plan = make_plan(facts, builtin_recipes, Request(venv=VENV, break_system_packages=True))
     assert "venv" not in {s.id for s in plan.steps}
     results, _ = run_checks(facts, builtin_recipes, plan)
     assert results["venv"].status == doctor.NA and results["venv"].fix is None
@@ -152,7 +155,7 @@ def test_no_plan_the_python_check_carries_the_planning_error(builtin_recipes):
 
 
 def test_no_python_is_one_problem(builtin_recipes):
-    facts = facts_with("debian13-minbase", **{"python.found": False, "python.spec": "3.99"})
+    facts = facts_with("debian13-minbase", **{"python.found": False, "python.absent": "3.99"})
     results = doctor.checks(facts, builtin_recipes, None, doctor.Extras())
     assert [(c.id, c.status) for c in results] == [("python", doctor.PROBLEM)]
     assert "3.99" in results[0].message
@@ -181,7 +184,7 @@ def test_nvidia_without_libcuda_or_c_compiler(builtin_recipes):
 def test_nvidia_with_libcuda_and_a_c_compiler(builtin_recipes):
     # torch.cuda None: the torch-cuda check is test_h200_with_the_captured_cuda_torch's business
     facts = nvidia("debian13-installed-venv", libcuda=LIBCUDA_LISTED, cc="/usr/bin/gcc")
-    facts.torch.cuda = None
+    facts = dataclasses.replace(facts, torch=dataclasses.replace(facts.torch, cuda=None))
     results, _ = run_checks(facts, builtin_recipes)
     assert results["libcuda"].status == doctor.OK
     assert results["c-compiler"].status == doctor.OK and "/usr/bin/gcc" in results["c-compiler"].message
@@ -198,7 +201,7 @@ def test_h200_with_the_captured_cuda_torch(builtin_recipes):
 
 def test_nvidia_libcuda_missing_blocks_even_when_the_rest_is_installed(builtin_recipes):
     facts = nvidia("debian13-installed-venv", libcuda=False, cc="/usr/bin/gcc")
-    facts.torch.cuda = None
+    facts = dataclasses.replace(facts, torch=dataclasses.replace(facts.torch, cuda=None))
     results, _ = run_checks(facts, builtin_recipes)
     assert doctor.blocking(results.values())
     assert [i for i, c in results.items() if c.status == doctor.PROBLEM] == ["libcuda"]

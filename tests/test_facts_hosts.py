@@ -10,6 +10,7 @@ import pytest
 from conftest import HOST_NAMES, REQUIRED_KEYS, dotted, host_facts, host_system, load_host
 from torch_setup.facts import gather
 from torch_setup.facts.model import Facts
+from torch_setup.request import PythonRequest
 
 def test_there_are_captured_hosts():
     assert {"debian13-minbase", "debian13-installed-venv", "debian13-installed-system",
@@ -20,7 +21,8 @@ def test_there_are_captured_hosts():
 def test_replay_gives_the_captured_facts(name, builtin_recipes):
     data = load_host(name)
     system = host_system(name)
-    facts = gather.gather(system, data["spec"], builtin_recipes.manager_binaries, system_name="Linux")
+    facts = gather.gather(system, PythonRequest.parse(data["spec"]), builtin_recipes.manager_binaries, system_name="Linux",
+                          machine="x86_64")
     got, want = facts.to_dict(), data["facts"]
     # RecordingSystem stores the clock when the capture ends, not the value `now()` gave during detection
     # (see test_recording_system_keeps_the_clock_it_answered), so the age of apt's lists is off by the time the
@@ -84,8 +86,9 @@ def test_debian12_pyenv_311():
 
 def test_debian12_pyenv_3130_by_path():
     f = host_facts("debian12-pyenv-3.13.0")
-    assert (f.python.spec, f.python.version, f.python.source) == ("/root/.pyenv/versions/3.13.0/bin/python3",
-                                                                  "3.13.0", "pyenv")
+    assert load_host("debian12-pyenv-3.13.0")["spec"] == "/root/.pyenv/versions/3.13.0/bin/python3"
+    assert (f.python.executable, f.python.version, f.python.source) == (
+        "/root/.pyenv/versions/3.13.0/bin/python3", "3.13.0", "pyenv")
     assert f.python.has_headers and not f.python.externally_managed
 
 
@@ -126,10 +129,19 @@ def test_recording_system_keeps_the_clock_it_answered():
 
 def test_gather_without_the_python_gives_found_false(builtin_recipes):
     system = host_system("debian13-minbase")
-    facts = gather.gather(system, "3.12", builtin_recipes.manager_binaries, system_name="Linux",
-                          machine="x86_64", python_required=False)
-    assert facts.python.found is False and facts.python.spec == "3.12"
+    facts = gather.gather(system, PythonRequest.parse("3.12"), builtin_recipes.manager_binaries,
+                          system_name="Linux", machine="x86_64")
+    assert facts.python.found is False and facts.python.absent == "3.12"
+    assert facts.host_python.executable == "/usr/bin/python3" and facts.host_python.version == "3.13.5"
     assert facts.os.id == "debian" and facts.arch == "x86_64"
+
+
+def test_gather_without_any_python_for_a_path_is_an_error(builtin_recipes):
+    from torch_setup.errors import PythonNotFoundError
+
+    with pytest.raises(PythonNotFoundError):
+        gather.gather(host_system("debian13-minbase"), PythonRequest.parse("/opt/none/python3"),
+                      builtin_recipes.manager_binaries, system_name="Linux", machine="x86_64")
 
 
 def test_gather_asks_only_what_the_capture_holds(builtin_recipes):
@@ -137,5 +149,6 @@ def test_gather_asks_only_what_the_capture_holds(builtin_recipes):
     the probes that were not found on the real host too)."""
     data = load_host("debian13-minbase")
     system = host_system("debian13-minbase")
-    gather.gather(system, data["spec"], builtin_recipes.manager_binaries, system_name="Linux")
+    gather.gather(system, PythonRequest.parse(data["spec"]), builtin_recipes.manager_binaries, system_name="Linux",
+                          machine="x86_64")
     assert set(system.calls) <= set(data["host"]["commands"])

@@ -9,6 +9,7 @@ import pytest
 from conftest import FIXTURES, fixture_text, host_facts_dict, load_host, probe_output
 from torch_setup.errors import FactsError, PythonNotFoundError
 from torch_setup.facts import accelerator, compiler, host, python
+from torch_setup.request import PythonRequest
 from torch_setup.facts.model import AcceleratorFacts
 from torch_setup.system import FakeSystem, Result
 
@@ -529,29 +530,29 @@ def test_libc_of_captured_probes():
     ("3.13", "3.13.3", True, False), ("/usr/bin/python3", "3.11.2", False, True), ("", "3.9.18", False, True),
 ])
 def test_wants(spec, version, ft, want):
-    assert python.wants(spec, version, ft) is want
+    assert PythonRequest.parse(spec).accepts(version, ft) is want
 
 
 def test_candidates_for_a_version_look_in_venv_pyenv_and_uv():
     env = {"HOME": "/home/ada", "VIRTUAL_ENV": "/home/ada/proj/.venv"}
-    assert python.candidates("3.13", env) == [
+    assert PythonRequest.parse("3.13").candidates(env) == [
         "/home/ada/proj/.venv/bin/python", "python3.13", "python3",
         "/home/ada/.pyenv/versions/3.13*/bin/python3.13",
         "/home/ada/.local/share/uv/python/cpython-3.13.*/bin/python3.13",
     ]
-    assert python.candidates("", {"CONDA_PREFIX": "/opt/conda"}) == ["/opt/conda/bin/python", "python3"]
-    assert python.candidates("./venv/bin/python", {}) == ["./venv/bin/python"]
+    assert PythonRequest.parse("").candidates({"CONDA_PREFIX": "/opt/conda"}) == ["/opt/conda/bin/python", "python3"]
+    assert PythonRequest.parse("./venv/bin/python").candidates({}) == ["./venv/bin/python"]
 
 
 def test_find_reports_what_it_tried():
     system = FakeSystem.from_dict(load_host("debian13-minbase")["host"])
     with pytest.raises(PythonNotFoundError) as e:
-        python.find(system, "3.12")
+        python.find(system, PythonRequest.parse("3.12"))
     assert "/usr/bin/python3: is Python 3.13.5" in e.value.details
 
 
 def test_find_by_version_answers_with_the_matching_interpreter():
     system = FakeSystem.from_dict(load_host("debian13-minbase")["host"])
-    py, _, _, _ = python.find(system, "3.13")
-    assert (py.executable, py.spec) == ("/usr/bin/python3", "3.13")
+    py, _, _, _ = python.find(system, PythonRequest.parse("3.13"))
+    assert py.executable == "/usr/bin/python3" and py.version.startswith("3.13.")
     assert host_facts_dict("debian13-minbase")["python"]["executable"] == py.executable

@@ -11,13 +11,14 @@ from conftest import FIXTURES, HOST_NAMES, changed, debian_only, host_facts, hos
 from torch_setup import pipeline
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release
-from torch_setup.facts.model import Facts
-from torch_setup.plan import Options, make_plan
+from torch_setup.facts.model import Facts, PythonFacts
+from torch_setup.plan import make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.recipes import NEEDS
 from torch_setup.system import FakeSystem
 
 VENV = "/opt/venvs/torch"
-OPTS = Options(venv=VENV)
+OPTS = Request(venv=VENV)
 APT_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600"]
 APT_UPDATE = ["apt-get", "update", "-o", "DPkg::Lock::Timeout=600"]
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -88,14 +89,13 @@ def test_minbase_with_uv_on_path(builtin_recipes):
 
 
 def test_torch_range_from_the_user(builtin_recipes):
-    plan = make_plan(host_facts("debian13-minbase"), builtin_recipes, Options(venv=VENV, torch=">=2.6,<2.15"))
+    plan = make_plan(host_facts("debian13-minbase"), builtin_recipes, Request(venv=VENV, torch=">=2.6,<2.15"))
     assert plan.steps[-1].commands[0].argv[-1] == "torch>=2.6,<2.15"
 
 
 def test_default_venv_is_under_the_planned_hosts_home(builtin_recipes, monkeypatch):
     monkeypatch.setenv("HOME", "/somewhere/else")  # this host's home must not leak into another host's plan
-    facts = host_facts("debian13-minbase")
-    facts.host.home = "/home/ada"
+    facts = facts_with("debian13-minbase", **{"host.home": "/home/ada"})
     plan = make_plan(facts, builtin_recipes)
     assert plan.python == "/home/ada/.venvs/torch/bin/python"
 
@@ -103,7 +103,7 @@ def test_default_venv_is_under_the_planned_hosts_home(builtin_recipes, monkeypat
 # --------------------------------------------------------------------------------------------- installed, seed note
 
 def test_installed_venv_is_all_done(builtin_recipes):
-    plan = make_plan(host_facts("debian13-installed-venv"), builtin_recipes, Options(venv="/root/.venvs/torch"))
+    plan = make_plan(host_facts("debian13-installed-venv"), builtin_recipes, Request(venv="/root/.venvs/torch"))
     assert plan.todo == []
     assert [(s.id, s.status) for s in plan.steps] == [("system-packages", "done"), ("torch", "done")]
     assert plan.steps[1].title == "torch 2.15.0+cu132"
@@ -112,10 +112,10 @@ def test_installed_venv_is_all_done(builtin_recipes):
 
 def test_the_minbase_plan_leads_to_the_captured_installed_venv(builtin_recipes):
     """The capture after `torch-setup install` on the minbase root is the interpreter the plan promised."""
-    plan = make_plan(host_facts("debian13-minbase"), builtin_recipes, Options(venv="/root/.venvs/torch"))
+    plan = make_plan(host_facts("debian13-minbase"), builtin_recipes, Request(venv="/root/.venvs/torch"))
     after = host_facts("debian13-installed-venv")
     assert plan.python == after.python.executable
-    assert make_plan(after, builtin_recipes, Options(venv="/root/.venvs/torch")).todo == []
+    assert make_plan(after, builtin_recipes, Request(venv="/root/.venvs/torch")).todo == []
 
 
 def seed_note_facts() -> Facts:
@@ -154,7 +154,7 @@ def test_a_torch_too_old_for_the_python_is_replaced(builtin_recipes):
 
 
 def test_a_pinned_torch_range_reinstalls_even_a_good_torch(builtin_recipes):
-    plan = make_plan(host_facts("debian13-installed-venv"), builtin_recipes, Options(venv=VENV, torch="==2.14.1"))
+    plan = make_plan(host_facts("debian13-installed-venv"), builtin_recipes, Request(venv=VENV, torch="==2.14.1"))
     assert plan.steps[-1].status == "todo"
     assert plan.steps[-1].commands[0].argv[-1] == "torch==2.14.1"
 
@@ -222,8 +222,7 @@ def test_free_threaded_3133_gets_a_bounded_torch(builtin_recipes):
 
 
 def test_python_not_found_is_refused(builtin_recipes):
-    facts = Facts()
-    facts.python.spec = "3.12"
+    facts = Facts(python=PythonFacts(absent="3.12"))
     with pytest.raises(UnsupportedError, match="3.12"):
         make_plan(facts, builtin_recipes, OPTS)
 
@@ -252,7 +251,7 @@ def test_os_without_recipe_but_nothing_missing_plans_torch_only(builtin_recipes)
 
 def test_break_system_packages_installs_into_the_system_python(builtin_recipes):
     facts = host_facts("debian13-installed-system")
-    plan = make_plan(facts, builtin_recipes, Options(venv=VENV, break_system_packages=True))
+    plan = make_plan(facts, builtin_recipes, Request(venv=VENV, break_system_packages=True))
     assert steps(plan) == [
         ("system-packages", "done", [], True),
         ("torch", "todo", [["/usr/bin/python3", "-m", "pip", "install", "torch>=2.6", "--break-system-packages"]],
@@ -268,14 +267,14 @@ def test_without_the_flag_it_is_never_passed(builtin_recipes):
 
 
 def test_break_system_packages_on_a_python_that_is_not_managed_adds_nothing(builtin_recipes):
-    plan = make_plan(host_facts("debian12-pyenv-3.11"), builtin_recipes, Options(venv=VENV,
+    plan = make_plan(host_facts("debian12-pyenv-3.11"), builtin_recipes, Request(venv=VENV,
                                                                                   break_system_packages=True))
     assert "--break-system-packages" not in plan.steps[-1].commands[0].argv
 
 
 def test_root_steps_of_a_sudo_user_run_through_sudo(builtin_recipes):
     facts = facts_with("debian13-installed-system", **{"host.is_root": False, "host.sudo": True})
-    plan = make_plan(facts, builtin_recipes, Options(venv=VENV, break_system_packages=True))
+    plan = make_plan(facts, builtin_recipes, Request(venv=VENV, break_system_packages=True))
     for step in plan.todo:
         if step.root:
             assert all(c.argv[0] == "sudo" for c in step.commands), step
@@ -284,34 +283,24 @@ def test_root_steps_of_a_sudo_user_run_through_sudo(builtin_recipes):
 # --------------------------------------------------------------------------------------------- invariants
 
 def apply(facts: Facts, plan, recipes) -> Facts:
-    """What running the plan does to the facts (a model of the host after `install`)."""
-    f = copy.deepcopy(facts)
-    platform = recipes.platform_for(f.os.id, f.os.like, f.os.version)
+    """What running the plan does to the facts (a model of the host after `install`), by what each step provides."""
+    py, compiler, host, torch = facts.python, facts.compiler, facts.host, facts.torch
     for step in plan.todo:
-        if step.id == "system-packages":
-            installed = {a for c in step.commands for a in c.argv}
-            minor = f.python.minor
-            got = {need for need in NEEDS
-                   if any(p.format(minor=minor) in installed for p in platform.packages.get(need, ()))}
-            if "headers" in got:
-                f.python.has_headers = True
-            if "venv" in got:
-                f.python.venv_ok = True
-            if "cxx" in got:
-                f.compiler.toolchain_ok = True
-            if "ca" in got:
-                f.host.ca_bundle = True
-        elif step.id == "venv":
+        if step.id == "venv":
             venv = step.commands[-1].argv[-1]
-            base = f.python
-            f.python = dataclasses.replace(base, executable=venv + "/bin/python", prefix=venv, in_venv=True,
-                                           externally_managed=False, base_executable=base.executable,
-                                           user_site=None, spec=venv + "/bin/python")
-            f.torch = type(f.torch)()
-        elif step.id == "torch":
-            f.torch = dataclasses.replace(f.torch, version="2.15.0", location=f.python.prefix, in_user_site=False)
-    f.compiler.ok = f.compiler.toolchain_ok and f.python.has_headers
-    return f
+            py = dataclasses.replace(py, executable=venv + "/bin/python", prefix=venv, in_venv=True,
+                                     externally_managed=False, base_executable=py.executable, user_site=None)
+            torch = type(torch)()
+        elif "torch" in step.provides:
+            torch = dataclasses.replace(torch, version="2.15.0", location=py.prefix, in_user_site=False)
+        else:
+            got = step.provides
+            py = dataclasses.replace(py, has_headers=py.has_headers or "headers" in got,
+                                     venv_ok=py.venv_ok or "venv" in got)
+            compiler = dataclasses.replace(compiler, toolchain_ok=compiler.toolchain_ok or "cxx" in got)
+            host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got)
+    compiler = dataclasses.replace(compiler, ok=compiler.toolchain_ok and py.has_headers)
+    return dataclasses.replace(facts, python=py, compiler=compiler, host=host, torch=torch)
 
 
 VARIANTS = [(name, {}) for name in HOST_NAMES] + [
@@ -342,41 +331,41 @@ def test_every_step_has_the_fields_the_cli_prints(builtin_recipes):
             d = step.to_dict()
             assert {"id", "title", "status", "commands", "root"} <= set(d)
             assert d["status"] in ("done", "todo")
-            assert all(isinstance(c, list) and all(isinstance(a, str) for a in c) for c in d["commands"])
+            assert all(isinstance(c["argv"], list) and all(isinstance(a, str) for a in c["argv"])
+                       and isinstance(c["env"], dict) for c in d["commands"])
             assert (d["status"] == "done") == (d["commands"] == [])
 
 
 def test_second_run_plans_for_the_venv_it_made(builtin_recipes):
-    """After install, the default target is still /usr/bin/python3; prefer_existing_venv switches to the venv the
-    first run made (both probes captured on the same root), and then nothing is left to do."""
+    """After install, the default target is still /usr/bin/python3; gather_target takes the venv the first run
+    made as the target (both probes captured on the same root), and then nothing is left to do."""
     system_host = load_host("debian13-installed-system")["host"]
     venv_host = load_host("debian13-installed-venv")["host"]
     merged = copy.deepcopy(system_host)
     merged["files"].update(venv_host["files"])
     merged["commands"].update(venv_host["commands"])
-    system = FakeSystem.from_dict(merged)
-    options = Options(venv="/root/.venvs/torch")
-    facts = host_facts("debian13-installed-system")
-    assert make_plan(facts, builtin_recipes, options).todo  # planned for /usr/bin/python3: a venv again
-    facts = pipeline.prefer_existing_venv(system, facts, builtin_recipes, options)
+    system = FakeSystem.from_dict(dict(merged, env=dict(merged.get("env", {}), HOME="/root")))
+    request = Request(venv="/root/.venvs/torch")
+    assert make_plan(host_facts("debian13-installed-system"), builtin_recipes, request).todo  # a venv again
+    facts = pipeline.gather_target(system, request, builtin_recipes)
     assert facts.python.executable == "/root/.venvs/torch/bin/python"
     assert facts.torch.version == "2.15.0+cu132"
-    assert make_plan(facts, builtin_recipes, options).todo == []
+    assert pipeline.plan_host(request, facts, builtin_recipes, online=False).todo == []
 
 
-def test_prefer_existing_venv_leaves_facts_alone_without_a_venv(builtin_recipes):
+def test_gather_target_keeps_the_default_python_without_a_venv(builtin_recipes):
     system = FakeSystem.from_dict(load_host("debian13-minbase")["host"])
-    facts = host_facts("debian13-minbase")
-    assert pipeline.prefer_existing_venv(system, copy.deepcopy(facts), builtin_recipes, OPTS) == facts
+    facts = pipeline.gather_target(system, OPTS, builtin_recipes)
+    assert facts.python.executable == "/usr/bin/python3" and not facts.python.in_venv
 
 
 def test_a_given_venv_is_made_even_for_a_writable_python(builtin_recipes):
     """python:3.13-slim's /usr/local Python may be written to; `--venv /opt/venv` still asks for a venv there."""
     facts = host_facts("debian12-pyenv-3.13.0")
     assert not facts.python.externally_managed and facts.python.source == "pyenv"
-    without = make_plan(facts, builtin_recipes, Options(venv="/opt/venv"))
+    without = make_plan(facts, builtin_recipes, Request(venv="/opt/venv"))
     assert "venv" not in [s.id for s in without.steps]
-    given = make_plan(facts, builtin_recipes, Options(venv="/opt/venv", venv_given=True))
+    given = make_plan(facts, builtin_recipes, Request(venv="/opt/venv", venv_given=True))
     assert given.python == "/opt/venv/bin/python"
     venv = next(s for s in given.steps if s.id == "venv")
     assert venv.why == "--venv asks for one" and venv.creates == "/opt/venv"

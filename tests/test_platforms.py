@@ -8,19 +8,20 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, assert_bad_recipe, changed
+from conftest import plan_for, FIXTURES, assert_bad_recipe, changed
 from torch_setup import provision
 from torch_setup import recipes as recipes_mod
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release, parse_sw_vers
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Options, make_plan
+from torch_setup.plan import make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.uvtool import FETCH_SCRIPT, UvWheel
 
 PLATFORMS = FIXTURES / "platforms"
 NAMES = sorted(p.stem for p in PLATFORMS.glob("*.json"))
 V = "/root/.venvs/torch"
-OPTS = Options(venv=V)
+OPTS = Request(venv=V)
 APT = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600"
 UPDATE = "DEBIAN_FRONTEND=noninteractive apt-get update -o DPkg::Lock::Timeout=600"
 UVT = "/root/.local/share/torch-setup/uv"  # provision.UV_TOOL_VENV with HOME=/root
@@ -407,7 +408,7 @@ REFUSED = {  # what cannot work stops before any step (exit code 5); tests/test_
 @pytest.mark.parametrize("key", [pytest.param(k, id=f"{k[0]}-{k[1] or 'default'}") for k in EXPECTED])
 def test_plan_pins_the_commands(builtin_recipes, key):
     name, minor = key
-    plan = provision.plan_for(facts(name), builtin_recipes, OPTS, minor=minor, conda=CONDA.get(name))
+    plan = plan_for(facts(name), builtin_recipes, OPTS, python=minor)
     assert lines(plan) == EXPECTED[key]
 
 
@@ -415,7 +416,7 @@ def test_plan_pins_the_commands(builtin_recipes, key):
 def test_refused_platforms(builtin_recipes, key):
     name, minor = key
     with pytest.raises(UnsupportedError) as e:
-        provision.plan_for(facts(name), builtin_recipes, OPTS, minor=minor)
+        plan_for(facts(name), builtin_recipes, OPTS, python=minor)
     assert REFUSED[key] in e.value.message and e.value.code == ExitCode.UNSUPPORTED
 
 
@@ -485,7 +486,7 @@ def test_the_os_id_itself_wins_over_id_like(builtin_recipes):
 # ------------------------------------------------------------------------------------------------------ providers
 
 def test_debian_testing_gets_python3_13_dev_not_python3_dev(builtin_recipes):
-    prov = provision.python_steps(facts("debian-testing"), builtin_recipes, "3.13")
+    prov = provision.python_steps(facts("debian-testing"), builtin_recipes, PythonRequest.parse("3.13"))
     argv = prov.steps[0].commands[-1].argv
     assert "python3.13-dev" in argv and "python3-dev" not in argv and "python3.13" in argv
     assert prov.python == "/usr/bin/python3.13" and prov.provider == "system"
@@ -494,7 +495,7 @@ def test_debian_testing_gets_python3_13_dev_not_python3_dev(builtin_recipes):
 def test_debian12_with_a_uv_wheel_fetches_uv_instead_of_a_venv(builtin_recipes):
     wheel = UvWheel("0.13.9", "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl", "https://pypi.example/uv.whl",
                     "ab" * 32, 20_000_000)
-    plan = provision.plan_for(facts("debian-12"), builtin_recipes, OPTS, minor="3.13", uv=wheel)
+    plan = plan_for(facts("debian-12"), builtin_recipes, OPTS, python="3.13", uv=wheel)
     uv = "/root/.cache/torch-setup/uv-0.13.9/uv"
     assert [(s.id, s.after) for s in plan.steps] == [
         ("python-packages", ()), ("uv", ("python-packages",)), ("python", ("uv",)),
@@ -507,7 +508,7 @@ def test_debian12_with_a_uv_wheel_fetches_uv_instead_of_a_venv(builtin_recipes):
 
 
 def test_debian12_pyenv(builtin_recipes):
-    plan = provision.plan_for(facts("debian-12"), builtin_recipes, OPTS, minor="3.13", provider="pyenv")
+    plan = plan_for(facts("debian-12"), builtin_recipes, OPTS, python="3.13", provider="pyenv")
     build = ("make build-essential libssl-dev zlib1g-dev libbz2-dev libreadline-dev libsqlite3-dev curl git "
              "libncursesw5-dev xz-utils tk-dev libxml2-dev libxmlsec1-dev libffi-dev liblzma-dev")
     assert lines(plan) == [
@@ -522,15 +523,15 @@ def test_debian12_pyenv(builtin_recipes):
 
 
 def test_debian12_pyenv_already_on_path(builtin_recipes):
-    prov = provision.python_steps(facts("debian-12"), builtin_recipes, "3.13", "pyenv", venv=V,
-                                  pyenv="/usr/local/bin/pyenv")
+    prov = provision.python_steps(facts("debian-12", **{"host.pyenv": "/usr/local/bin/pyenv"}), builtin_recipes,
+                                  PythonRequest.parse("3.13"), "pyenv", venv=V)
     assert [s.id for s in prov.steps] == ["python-packages", "python"]
     assert prov.steps[1].commands[0].argv == ("/usr/local/bin/pyenv", "install", "--skip-existing", "3.13")
 
 
 def test_debian12_conda(builtin_recipes):
-    plan = provision.plan_for(facts("debian-12"), builtin_recipes, OPTS, minor="3.13", provider="conda",
-                              conda="/opt/miniforge3/bin/conda")
+    plan = plan_for(facts("debian-12", **{"host.conda": "/opt/miniforge3/bin/conda"}), builtin_recipes, OPTS,
+                    python="3.13", provider="conda")
     env = "/root/.conda/envs/torch-py313"
     assert lines(plan) == [
         f"python: /opt/miniforge3/bin/conda create -y -p {env} -c conda-forge python=3.13 gxx gcc "
@@ -544,23 +545,23 @@ def test_debian12_conda(builtin_recipes):
 
 def test_conda_without_a_conda_binary_is_refused(builtin_recipes):
     with pytest.raises(UnsupportedError, match="no conda, mamba or micromamba") as e:
-        provision.python_steps(facts("debian-12"), builtin_recipes, "3.13", "conda")
+        provision.python_steps(facts("debian-12"), builtin_recipes, PythonRequest.parse("3.13"), "conda")
     assert "Miniforge" in e.value.hint
 
 
 def test_system_provider_where_the_platform_has_no_3_13(builtin_recipes):
     with pytest.raises(UnsupportedError, match="does not package Python 3.13") as e:
-        provision.python_steps(facts("debian-12"), builtin_recipes, "3.13", "system")
+        provision.python_steps(facts("debian-12"), builtin_recipes, PythonRequest.parse("3.13"), "system")
     assert "--python-from uv" in e.value.hint
 
 
 def test_uv_on_a_box_that_has_uv_and_the_python_already(builtin_recipes):
-    prov = provision.python_steps(facts("debian-13"), builtin_recipes, "3.13")
+    prov = provision.python_steps(facts("debian-13"), builtin_recipes, PythonRequest.parse("3.13"))
     assert prov.steps == () and prov.provider == "" and prov.python == "/usr/bin/python3"
 
 
 def test_homebrew_uv_comes_from_brew(builtin_recipes):
-    plan = provision.plan_for(facts("macos-15-homebrew"), builtin_recipes, OPTS, minor="3.13", provider="uv")
+    plan = plan_for(facts("macos-15-homebrew"), builtin_recipes, OPTS, python="3.13", provider="uv")
     assert lines(plan)[:2] == [
         "python-packages: NONINTERACTIVE=1 brew install uv libomp",
         f"python: uv python install 3.13 && uv venv --seed --allow-existing --python 3.13 {V}",
@@ -568,7 +569,7 @@ def test_homebrew_uv_comes_from_brew(builtin_recipes):
 
 
 def test_free_threaded_from_uv(builtin_recipes):
-    plan = provision.plan_for(facts("debian-13"), builtin_recipes, OPTS, minor="3.13t")
+    plan = plan_for(facts("debian-13"), builtin_recipes, OPTS, python="3.13t")
     assert lines(plan)[2] == (f"python: {UVT}/bin/uv python install 3.13t && "
                               f"{UVT}/bin/uv venv --seed --allow-existing --python 3.13t {V}")
     assert lines(plan)[-1].endswith(" 'torch>=2.6,<=2.11.99'")  # torch.toml: cp313t wheels stop at 2.11
@@ -578,12 +579,16 @@ def test_free_threaded_from_uv(builtin_recipes):
     ("3.13t", "system", "cannot provide the free-threaded"),
     ("3.14t", None, "no torch release supports torch.compile on Python 3.14t"),
     ("3.15", None, "no torch release supports torch.compile on Python 3.15"),
-    ("3.13", "brew", "unknown provider"),
-    ("13", None, "expected a version"),
 ])
 def test_python_steps_refuse_what_they_cannot_give(builtin_recipes, minor, provider, words):
     with pytest.raises(UnsupportedError, match=words) as e:
-        provision.python_steps(facts("debian-13"), builtin_recipes, minor, provider)
+        provision.python_steps(facts("debian-13"), builtin_recipes, PythonRequest.parse(minor), provider)
+    assert e.value.code == ExitCode.UNSUPPORTED and e.value.hint
+
+
+def test_an_unknown_provider_is_refused_when_the_request_is_made():
+    with pytest.raises(UnsupportedError, match="unknown provider") as e:
+        Request(python=PythonRequest.parse("3.13"), provider="brew")
     assert e.value.code == ExitCode.UNSUPPORTED and e.value.hint
 
 
@@ -599,33 +604,34 @@ def test_default_provider(builtin_recipes, name, want):
 
 
 def test_checks_say_whether_a_repository_is_enabled(builtin_recipes):
-    ubuntu = provision.python_steps(facts("ubuntu-24.04"), builtin_recipes, "3.13")
-    assert ubuntu.checks == {"python-repos": (("grep", "-rqs", "deadsnakes/ppa", "/etc/apt/sources.list.d"),)}
-    rocky = provision.python_steps(facts("rocky-9"), builtin_recipes, "3.13")
-    assert rocky.checks == {"python-repos": (("sh", "-c", "dnf repolist --enabled | grep -qw crb"),
-                                             ("rpm", "-q", "epel-release"))}
-    rhel = provision.python_steps(facts("rhel-9", arch="aarch64"), builtin_recipes, "3.13")
+    ubuntu = provision.python_steps(facts("ubuntu-24.04"), builtin_recipes, PythonRequest.parse("3.13"))
+    assert ubuntu.steps[0].id == "python-repos"
+    assert ubuntu.steps[0].checks == (("grep", "-rqs", "deadsnakes/ppa", "/etc/apt/sources.list.d"),)
+    rocky = provision.python_steps(facts("rocky-9"), builtin_recipes, PythonRequest.parse("3.13"))
+    assert rocky.steps[0].checks == (("sh", "-c", "dnf repolist --enabled | grep -qw crb"),
+                                     ("rpm", "-q", "epel-release"))
+    rhel = provision.python_steps(facts("rhel-9", arch="aarch64"), builtin_recipes, PythonRequest.parse("3.13"))
     assert rhel.steps[0].commands[-1].argv == (
         "subscription-manager", "repos", "--enable", "codeready-builder-for-rhel-9-aarch64-rpms")
 
 
 def test_deadsnakes_python_is_not_externally_managed_but_noble_s_own_is(builtin_recipes):
-    prov = provision.python_steps(facts("ubuntu-24.04"), builtin_recipes, "3.13")
+    prov = provision.python_steps(facts("ubuntu-24.04"), builtin_recipes, PythonRequest.parse("3.13"))
     assert prov.facts.python.externally_managed is False and prov.facts.python.source == "system"
-    prov = provision.python_steps(facts("debian-testing"), builtin_recipes, "3.13")
+    prov = provision.python_steps(facts("debian-testing"), builtin_recipes, PythonRequest.parse("3.13"))
     assert prov.facts.python.externally_managed is True
 
 
 def test_provided_facts_are_valid_facts(builtin_recipes):
     for name in ("debian-12", "ubuntu-24.04", "rhel-8", "macos-15-homebrew"):
-        prep = provision.prepare(facts(name), builtin_recipes, minor="3.13", venv=V)
+        prep = provision.prepare(facts(name), builtin_recipes, Request(python=PythonRequest.parse("3.13"), venv=V))
         assert Facts.from_dict(prep.facts.to_dict()) == prep.facts
         assert prep.facts.python.found and prep.facts.python.minor == "3.13"
 
 
 def test_as_a_user_with_sudo_the_root_steps_go_through_sudo(builtin_recipes):
     f = facts("ubuntu-24.04", **{"host.is_root": False, "host.sudo": True})
-    prov = provision.python_steps(f, builtin_recipes, "3.13")
+    prov = provision.python_steps(f, builtin_recipes, PythonRequest.parse("3.13"))
     assert prov.steps[0].commands[2].argv == (
         "sudo", "env", "DEBIAN_FRONTEND=noninteractive", "add-apt-repository", "-y", "ppa:deadsnakes/ppa")
 
@@ -640,7 +646,7 @@ def test_rhel8_gcc8_found_gets_gcc_toolset(builtin_recipes):
     assert [c.argv for c in fix.step.commands] == [("dnf", "install", "-y", "gcc-toolset-13-gcc-c++")]
     assert fix.step.root and "g++ 8.5.0 cannot build Inductor's C++20" in fix.step.why
     assert fix.facts.compiler.cxx == fix.env["CXX"] and fix.facts.compiler.toolchain_ok
-    plan = provision.plan_for(f, builtin_recipes, OPTS)
+    plan = plan_for(f, builtin_recipes, OPTS)
     assert "CXX=/opt/rh/gcc-toolset-13/root/usr/bin/g++" in plan.notes[-1]
 
 
@@ -669,13 +675,13 @@ def test_a_new_enough_gcc_that_fails_is_packages_cxx_business(builtin_recipes):
 
 
 def test_a_conda_python_without_a_known_conda_gets_the_system_compiler(builtin_recipes):
-    assert provision.compiler_steps(facts("conda-miniforge"), builtin_recipes) is None
+    assert provision.compiler_steps(facts("conda-miniforge", **{"host.conda": None}), builtin_recipes) is None
 
 
 def test_macos_conda_gets_llvm_openmp_and_omp_prefix(builtin_recipes):
     f = facts("macos-14-homebrew", **{"python.source": "conda", "python.executable": "/Users/dev/mf/bin/python",
                                       "python.prefix": "/Users/dev/mf", "python.base_prefix": "/Users/dev/mf"})
-    fix = provision.compiler_steps(f, builtin_recipes, conda="/Users/dev/mf/bin/mamba")
+    fix = provision.compiler_steps(changed(f.to_dict(), **{"host.conda": "/Users/dev/mf/bin/mamba"}), builtin_recipes)
     assert fix.step.commands[0].argv == ("/Users/dev/mf/bin/mamba", "install", "-y", "-p", "/Users/dev/mf",
                                          "-c", "conda-forge", "llvm-openmp")
     assert fix.env == {"OMP_PREFIX": "/Users/dev/mf"} and not fix.step.root
@@ -684,7 +690,7 @@ def test_macos_conda_gets_llvm_openmp_and_omp_prefix(builtin_recipes):
 # ----------------------------------------------------------------------------------------------------- composition
 
 def test_provisioning_steps_run_one_after_the_other_and_the_plan_waits(builtin_recipes):
-    plan = provision.plan_for(facts("ubuntu-24.04"), builtin_recipes, OPTS, minor="3.13")
+    plan = plan_for(facts("ubuntu-24.04"), builtin_recipes, OPTS, python="3.13")
     assert [(s.id, s.after) for s in plan.steps] == [
         ("python-repos", ()), ("python-packages", ("python-repos",)), ("system-packages", ("python-packages",)),
         ("venv", ("python-packages",)), ("torch", ("venv",))]
@@ -692,8 +698,8 @@ def test_provisioning_steps_run_one_after_the_other_and_the_plan_waits(builtin_r
 
 def test_a_plan_without_provisioning_is_make_plan_s(builtin_recipes):
     f = facts("debian-13")
-    assert provision.plan_for(f, builtin_recipes, OPTS) == make_plan(f, builtin_recipes, OPTS)
-    assert provision.plan_for(f, builtin_recipes, OPTS, minor="3.13") == make_plan(f, builtin_recipes, OPTS)
+    assert plan_for(f, builtin_recipes, OPTS) == make_plan(f, builtin_recipes, OPTS)
+    assert plan_for(f, builtin_recipes, OPTS, python="3.13") == make_plan(f, builtin_recipes, OPTS)
 
 
 # ----------------------------------------------------------------------------------------------- the recipes' data
@@ -763,6 +769,6 @@ def test_a_site_can_add_a_platform_with_its_own_repository(tmp_path, builtin_rec
         'cxx = ["g++"], ca = ["ca-certificates"] }\n')
     r = recipes_mod.load([tmp_path])
     f = facts("ubuntu-24.04", **{"os.id": "linuxmint", "os.version": "22.1", "os.like": ["ubuntu", "debian"]})
-    prov = provision.python_steps(f, r, "3.13")
+    prov = provision.python_steps(f, r, PythonRequest.parse("3.13"))
     assert [s.id for s in prov.steps] == ["python-repos", "python-packages"]
     assert r.platform_for_facts(f).origin == str(tmp_path / "site.toml")

@@ -7,12 +7,14 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, assert_bad_recipe, changed
+from conftest import plan_for, FIXTURES, assert_bad_recipe, changed
 from torch_setup import provision, refuse
 from torch_setup import recipes as recipes_mod
+from torch_setup.request import PythonRequest, Request
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Options
+from torch_setup.uvtool import UvWheel
+
 
 PLATFORMS = FIXTURES / "platforms"
 
@@ -106,20 +108,29 @@ def test_python_refusals_need_a_python(builtin_recipes):
 
 def test_a_refused_box_is_refused_before_any_python_is_provided(builtin_recipes):
     with pytest.raises(UnsupportedError, match="musl"):
-        provision.prepare(facts("alpine-3.22"), builtin_recipes, minor="3.13")
+        provision.prepare(facts("alpine-3.22"), builtin_recipes, Request(python=PythonRequest.parse("3.13")))
 
 
 def test_a_refused_default_python_does_not_stop_providing_another(builtin_recipes):
     # RHEL 8's python3 is 3.6 (no torch.compile); --python 3.13 brings a uv-managed one and plans on that.
     f = facts("rhel-8", **{"python.version": "3.6.8", "python.executable": "/usr/bin/python3"})
     assert refuse.first(f, builtin_recipes).id == "python-without-torch-compile"
-    plan = provision.plan_for(f, builtin_recipes, Options(venv="/opt/venv"), minor="3.13")
+    wheel = UvWheel("0.13.9", "uv-0.13.9-py3-none-manylinux_2_17_x86_64.whl", "https://pypi.example/uv.whl",
+                    "ab" * 32, 20_000_000)
+    plan = plan_for(f, builtin_recipes, Request(venv="/opt/venv"), python="3.13", uv=wheel)
     assert plan.python == "/opt/venv/bin/python"
+    # The uv wheel is fetched by a standard-library script that python3 3.6 runs (tests/test_uvtool.py runs it
+    # under a real 3.6); without one, pip on 3.6 cannot install uv (Requires-Python >= 3.8): refused, not planned.
+    fetch = next(s for s in plan.steps if s.id == "uv").commands[0].argv
+    assert fetch[:2] == ("/usr/bin/python3", "-c")
+    with pytest.raises(UnsupportedError, match="too old to install uv") as e:
+        plan_for(f, builtin_recipes, Request(venv="/opt/venv"), python="3.13")
+    assert e.value.code == ExitCode.UNSUPPORTED and "uv" in e.value.hint
 
 
 def test_the_plan_refuses_through_the_same_entries(builtin_recipes):
     with pytest.raises(UnsupportedError) as e:
-        provision.plan_for(facts("debian-13", **{"python.version": "3.15.1"}), builtin_recipes, Options())
+        plan_for(facts("debian-13", **{"python.version": "3.15.1"}), builtin_recipes, Request())
     assert e.value.message == "no torch release supports torch.compile on Python 3.15"
 
 

@@ -12,7 +12,8 @@ from torch_setup import recipes as recipes_mod
 from torch_setup import run
 from torch_setup.errors import ExitCode, NeedsRootError, StepError
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Options, make_plan
+from torch_setup.plan import make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.report import Reporter
 from torch_setup.system import FakeSystem, Result, command_key
 
@@ -44,7 +45,7 @@ class Host(FakeSystem):
 
 def minbase_plan(venv):
     facts = host_facts("debian13-minbase")
-    return facts, make_plan(facts, recipes_mod.load(), Options(venv=str(venv)))
+    return facts, make_plan(facts, recipes_mod.load(), Request(venv=str(venv)))
 
 
 def keys(plan):
@@ -72,7 +73,7 @@ def test_runs_todo_steps_in_order(tmp_path):
 
 def test_done_steps_are_skipped(builtin_recipes):
     facts = host_facts("debian13-installed-venv")
-    plan = make_plan(facts, builtin_recipes, Options(venv="/root/.venvs/torch"))
+    plan = make_plan(facts, builtin_recipes, Request(venv="/root/.venvs/torch"))
     system = Host()
     runs = run.execute(system, plan, facts, Reporter(io.StringIO()))
     assert system.calls == []
@@ -86,7 +87,7 @@ def test_only_the_todo_step_of_a_mixed_plan_runs(builtin_recipes):
     data["python"]["has_headers"] = False
     data["torch"].update(version="2.14.1", location=data["python"]["user_site"], in_user_site=True)
     facts = Facts.from_dict(data)
-    plan = make_plan(facts, builtin_recipes, Options(venv="/nonexistent/venv"))
+    plan = make_plan(facts, builtin_recipes, Request(venv="/nonexistent/venv"))
     system = Host(commands={f"{APT} python3.13-dev": Result(0)})
     runs = run.execute(system, plan, facts, Reporter(io.StringIO()))
     assert system.calls == [f"{APT} python3.13-dev"]
@@ -154,7 +155,7 @@ def _as_user(name, sudo):
 
 def test_no_root_and_no_sudo_lists_the_commands_and_runs_nothing(builtin_recipes, tmp_path):
     facts = _as_user("debian13-minbase", sudo=False)
-    plan = make_plan(facts, builtin_recipes, Options(venv=str(tmp_path / "venv")))
+    plan = make_plan(facts, builtin_recipes, Request(venv=str(tmp_path / "venv")))
     system = Host()
     with pytest.raises(run.NeedsRootError) as e:
         run.execute(system, plan, facts, Reporter(io.StringIO()))
@@ -174,7 +175,7 @@ def test_check_privileges_passes(builtin_recipes, name, is_root, sudo):
     data = host_facts_dict(name)
     data["host"].update(is_root=is_root, sudo=sudo)
     facts = Facts.from_dict(data)
-    run.check_privileges(make_plan(facts, builtin_recipes, Options(venv="/nonexistent/v")), facts)
+    run.check_privileges(make_plan(facts, builtin_recipes, Request(venv="/nonexistent/v")), facts)
 
 
 def test_check_privileges_is_the_error_class_the_cli_maps():

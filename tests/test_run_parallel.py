@@ -15,7 +15,8 @@ import pytest
 from conftest import FIXTURES, changed, host_facts, host_facts_dict
 from torch_setup import pipeline, run, verify
 from torch_setup.errors import StepError
-from torch_setup.plan import Options, Plan, Step, Command, make_plan
+from torch_setup.plan import Plan, Step, Command, make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.report import Reporter
 from torch_setup.system import FakeSystem, Result, command_key
 from torch_setup.uvtool import UvWheel
@@ -90,7 +91,7 @@ class Timed(FakeSystem):
 
 def minbase(uv=UV, **changes):
     facts = changed(host_facts_dict("debian13-minbase"), **changes)
-    return facts, make_plan(facts, _recipes(), Options(venv=VENV), uv=uv)
+    return facts, make_plan(facts, _recipes(), Request(venv=VENV), uv=uv)
 
 
 def _recipes():

@@ -1,6 +1,8 @@
 """torch_choice: the variant, version and index chosen for a target, with a fake index world and a real one."""
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import json
 import re
@@ -235,7 +237,7 @@ def test_rocm_gfx_picks_the_newest_rocm_build_with_it():
 
 def test_driver_too_old_for_any_cuda_build():
     facts = make_facts("none", "3.13")
-    facts.accelerator = AcceleratorFacts("nvidia", "418.39", "/sys/module/nvidia/version")
+    facts = dataclasses.replace(facts, accelerator=AcceleratorFacts("nvidia", "418.39", "/sys/module/nvidia/version"))
     c = pick(facts)
     assert c.variant == "cpu"
     assert c.warnings == ("NVIDIA driver 418.39 runs no CUDA torch build (the oldest needs 450.80.02): chose cpu",)
@@ -243,7 +245,8 @@ def test_driver_too_old_for_any_cuda_build():
 
 def test_gpu_without_kernels_in_any_build():
     facts = make_facts("none", "3.13")
-    facts.accelerator = AcceleratorFacts("nvidia", "470.256.02", "nvidia-smi", ["Tesla K40m"], "3.5")
+    facts = dataclasses.replace(facts, accelerator=AcceleratorFacts("nvidia", "470.256.02", "nvidia-smi",
+                                                                    ["Tesla K40m"], "3.5"))
     c = pick(facts)
     assert c.variant == "cpu" and "compute capability 3.5" in c.warnings[0]
 
@@ -373,7 +376,7 @@ def test_free_threaded_before_3_13_3_cannot_compile():
 
 def test_musl_has_no_torch():
     facts = make_facts("none", "3.13")
-    facts.libc = LibcFacts("musl", "1.2.5")
+    facts = dataclasses.replace(facts, libc=LibcFacts("musl", "1.2.5"))
     with pytest.raises(NoTorchError) as e:
         pick(facts, dead=(PT,))
     assert "musllinux_1_2_x86_64" in e.value.message
@@ -540,14 +543,13 @@ def test_target_tags_for_free_threaded_and_glibc():
     assert "manylinux2014_aarch64" in t.platforms and not any(re.match(r"manylinux1_", p) for p in t.platforms)
 
 
-def test_target_from_the_spec_when_no_interpreter_was_found_yet():
+def test_target_of_a_predicted_interpreter_and_of_none():
     facts = make_facts("none", "3.13")
-    facts.python = PythonFacts(found=False, spec="3.14t")
-    t, _ = target_from(facts)
-    assert (t.label, t.abi) == ("3.14t", "cp314t")
-    facts.python = PythonFacts(found=False, spec="/usr/bin/python3")
+    provided = PythonFacts(found=True, predicted=True, version="3.14", free_threaded=True)
+    t, _ = target_from(dataclasses.replace(facts, python=provided))
+    assert (t.label, t.abi, t.micro) == ("3.14t", "cp314t", None)
     with pytest.raises(UnsupportedError):
-        target_from(facts)
+        target_from(dataclasses.replace(facts, python=PythonFacts(absent="3.14t")))
 
 
 def test_table_rows_all_have_sources():

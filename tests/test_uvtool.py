@@ -22,8 +22,10 @@ from packaging.version import Version
 
 from conftest import FIXTURES, changed, host_facts_dict
 from torch_setup import indexes, run, uvtool
+from torch_setup.facts.host import cached_uv
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Options, Plan, make_plan
+from torch_setup.plan import Plan, make_plan
+from torch_setup.request import PythonRequest, Request
 from torch_setup.report import Reporter
 from torch_setup.system import FakeSystem, System
 from torch_setup.wheel_tags import target_from
@@ -218,7 +220,7 @@ def test_torch_setup_no_uv(value, asks):
 
 
 def test_resolve_without_a_known_python_version_is_none():
-    unknown = facts(**{"python.version": None, "python.spec": "/opt/odd/python"})
+    unknown = facts(**{"python.version": None, "python.executable": "/opt/odd/python"})
     fetch = Indexes({indexes.PYPI: indexes.Listing(PYPI_SOURCE, pypi_files())})
     assert uvtool.resolve(unknown, {}, fetch=fetch) is None
 
@@ -232,12 +234,12 @@ def test_cached_picks_the_newest_by_version():
                                f"{root}/uv-latest/uv": "", f"{root}/compiler-check.json": "{}"})
     assert system.listdir(root) == ["compiler-check.json", "uv-0.13.9", "uv-0.14.0", "uv-0.4.30", "uv-0.9.10",
                                     "uv-latest"]
-    assert uvtool.cached("/root", system) == f"{root}/uv-0.13.9/uv"
+    assert cached_uv("/root", system) == f"{root}/uv-0.13.9/uv"
 
 
 def test_cached_none():
-    assert uvtool.cached("/root", FakeSystem()) is None
-    assert uvtool.cached("/root", FakeSystem(files={"/root/.cache/torch-setup/uv-1.0/README": ""})) is None
+    assert cached_uv("/root", FakeSystem()) is None
+    assert cached_uv("/root", FakeSystem(files={"/root/.cache/torch-setup/uv-1.0/README": ""})) is None
 
 
 # --------------------------------------------------------------------------------------------- FETCH_SCRIPT
@@ -330,7 +332,7 @@ def test_the_plans_uv_step_runs_for_real(served, tmp_path):
                         hashlib.sha256(wheel.read_bytes()).hexdigest(), wheel.stat().st_size)
     home = tmp_path / "home"
     f = facts(**{"host.home": str(home), "python.executable": sys.executable})
-    plan = make_plan(f, uvtool_recipes(), Options(venv=str(tmp_path / "venv")), uv=uv)
+    plan = make_plan(f, uvtool_recipes(), Request(venv=str(tmp_path / "venv")), uv=uv)
     uv_step = next(s for s in plan.steps if s.id == "uv")
     venv_step = next(s for s in plan.steps if s.id == "venv")
     assert venv_step.commands[0].argv[0] == uv.dest(str(home))

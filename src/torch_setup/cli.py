@@ -11,10 +11,10 @@ import typer
 from torch_setup import __version__
 from torch_setup.errors import ExitCode, PythonNotFoundError, TorchSetupError
 from torch_setup.report import reporter_for
+from torch_setup.request import PythonRequest, Request
 from torch_setup.system import System
 
 if TYPE_CHECKING:  # imported where used: `detect` starts its probe first, and needs no planning
-    from torch_setup import pipeline
     from torch_setup import plan as planning
 
 app = typer.Typer(
@@ -85,66 +85,57 @@ def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] 
 
     with _guard(as_json):
         system = System()
-        probes = Probes(system, python)  # the interpreter's probe runs while the rest is imported
+        probes = Probes(system, PythonRequest.parse(python))  # the interpreter's probe runs while the rest loads
         from torch_setup import pipeline
 
-        facts = pipeline.detect(system, python, lambda: pipeline.load_recipes(recipes, system.env), probes=probes)
+        facts = pipeline.detect(system, probes.request, lambda: pipeline.load_recipes(recipes, system.env),
+                                probes=probes)
         if as_json:
             _emit(facts.to_dict())
-            return
-        p, c, a, t = facts.python, facts.compiler, facts.accelerator, facts.torch
-        rows = [
-            ("os", f"{facts.os.name or facts.os.id} {facts.os.version} {facts.os.codename}".strip()),
-            ("arch / libc", f"{facts.arch} / {facts.libc.name or '?'} {facts.libc.version or ''}".strip()),
-            ("package manager", facts.package_manager or "none"),
-            ("privileges", "root" if facts.host.is_root else ("passwordless sudo" if facts.host.sudo else "user")),
-            ("python", f"{p.executable} ({p.version}{'t' if p.free_threaded else ''}, {p.source}"
-                       f"{', venv' if p.in_venv else ''}{', externally managed' if p.externally_managed else ''})"),
-            ("headers", f"{'ok' if p.has_headers else 'MISSING'}: {p.include_dir}/Python.h"),
-            ("venv/ensurepip", "ok" if p.venv_ok else "MISSING"),
-            ("c++ compiler", f"{c.cxx} {c.version or ''} {'ok' if c.ok else 'FAILS: ' + (c.error or '')}".strip()),
-            ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")),
-            ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")),
-        ]
-        for k, v in rows:
-            typer.echo(f"{k:>16}: {v}")
+        else:
+            _print_facts(facts)
+        if not facts.python.found:  # the facts are printed all the same: `plan --facts` plans providing it
+            typer.echo(f"no Python {facts.python.absent} on this host: `torch-setup install --python "
+                       f"{facts.python.absent}` provides one (`plan --facts` of these facts shows how)", err=True)
+            raise typer.Exit(int(ExitCode.PYTHON_NOT_FOUND))
 
 
-def _topts(backend: str, with_: str, index_url: Optional[str], find_links: List[str]) -> pipeline.TorchOptions:
+def _print_facts(facts) -> None:
+    p, c, a, t = facts.python, facts.compiler, facts.accelerator, facts.torch
+    python = (f"{p.executable} ({p.version}{'t' if p.free_threaded else ''}, {p.source}"
+              f"{', venv' if p.in_venv else ''}{', externally managed' if p.externally_managed else ''})"
+              if p.found else f"no Python {p.absent} here" + (f"; python3 is {facts.host_python.executable} "
+                                                               f"({facts.host_python.version})"
+                                                               if facts.host_python else ""))
+    rows = [
+        ("os", f"{facts.os.name or facts.os.id} {facts.os.version} {facts.os.codename}".strip()),
+        ("arch / libc", f"{facts.arch} / {facts.libc.name or '?'} {facts.libc.version or ''}".strip()),
+        ("package manager", facts.package_manager or "none"),
+        ("privileges", "root" if facts.host.is_root else ("passwordless sudo" if facts.host.sudo else "user")),
+        ("python", python),
+        ("headers", f"{'ok' if p.has_headers else 'MISSING'}: {p.include_dir}/Python.h" if p.found else "-"),
+        ("venv/ensurepip", ("ok" if p.venv_ok else "MISSING") if p.found else "-"),
+        ("c++ compiler", f"{c.cxx} {c.version or ''} {'ok' if c.ok else 'FAILS: ' + (c.error or '')}".strip()),
+        ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")),
+        ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")),
+    ]
+    for k, v in rows:
+        typer.echo(f"{k:>16}: {v}")
+
+
+def _request(python: str, venv: Optional[str] = None, torch: str = "", break_system_packages: bool = False,
+             torch_backend: str = "", with_: str = "", index_url: Optional[str] = None, find_links=(),
+             python_from: Optional[str] = None) -> Request:
+    return Request.parse(python=python, provider=python_from, venv=venv, torch=torch,
+                         break_system_packages=break_system_packages, backend=torch_backend, with_=with_,
+                         index_url=index_url, find_links=find_links)
+
+
+def _facts_for(system: System, request: Request, facts_file: Optional[str], rec):
+    """The facts a command plans with: a file's (another host), else this host's for the request."""
     from torch_setup import pipeline
 
-    return pipeline.TorchOptions(backend, tuple(w.strip() for w in with_.split(",") if w.strip()), index_url,
-                                 tuple(find_links))
-
-
-def _plan_for(system: System, python: str, facts_file: Optional[str], recipes: List[str],
-              options: planning.Options, topts: pipeline.TorchOptions, python_from: Optional[str] = None):
-    from torch_setup import pipeline
-    from torch_setup import plan as planning
-
-    from torch_setup import provision
-    from torch_setup.facts.python import VERSION_SPEC
-
-    rec = pipeline.load_recipes(recipes, system.env)
-    minor = python if VERSION_SPEC.match(python or "") else None
-    if facts_file:
-        facts = pipeline.read_facts(facts_file)
-    else:
-        facts = pipeline.detect(system, python, rec, required=minor is None)
-        if facts.python.found:
-            facts = pipeline.prefer_existing_venv(system, facts, rec, options)
-        else:  # --python 3.13 names none here: plan from the box's default Python, and provide 3.13
-            try:
-                facts = pipeline.with_python(system, facts, "")
-            except PythonNotFoundError:
-                facts.python.spec = ""  # no python3 either: provide one from nothing
-    uv = pipeline.resolve_uv(system, facts, rec, options) if not facts_file else None
-    tool = lambda *names: next((p for p in map(system.which, names) if p), None)  # noqa: E731
-    prep = provision.prepare(facts, rec, minor=minor, provider=python_from, venv=options.venv,
-                             conda=tool("conda", "mamba", "micromamba"), pyenv=tool("pyenv"), uv=uv)
-    planning.make_plan(prep.facts, rec, options)  # refuse what cannot work before asking any index
-    choice = pipeline.choose_torch(system, prep.facts, rec, options, topts, local=not facts_file)
-    return prep.facts, rec, provision.compose(prep, planning.make_plan(prep.facts, rec, options, choice, uv))
+    return pipeline.read_facts(facts_file) if facts_file else pipeline.gather_target(system, request, rec)
 
 
 def _print_plan(plan: planning.Plan) -> None:
@@ -175,13 +166,14 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
          find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
          recipes: List[str] = RecipesOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
-    from torch_setup import plan as planning
+    from torch_setup import pipeline
 
     with _guard(as_json):
-        options = planning.Options(venv=venv or planning.DEFAULT_VENV, venv_given=venv is not None, torch=torch,
-                                   break_system_packages=break_system_packages)
-        _, _, the_plan = _plan_for(System(), python, facts, recipes, options,
-                                   _topts(torch_backend, with_, index_url, find_links), python_from)
+        system = System()
+        request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
+                           python_from)
+        rec = pipeline.load_recipes(recipes, system.env)
+        the_plan = pipeline.plan_host(request, _facts_for(system, request, facts, rec), rec, system=system)
         if as_json:
             _emit(the_plan.to_dict())
         else:
@@ -199,14 +191,14 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             recipes: List[str] = RecipesOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     from torch_setup import pipeline
-    from torch_setup import plan as planning
 
     with _guard(as_json):
         system = System()
-        options = planning.Options(venv=venv or planning.DEFAULT_VENV, venv_given=venv is not None, torch=torch,
-                                   break_system_packages=break_system_packages)
-        facts, rec, the_plan = _plan_for(system, python, None, recipes, options,
-                                         _topts(torch_backend, with_, index_url, find_links), python_from)
+        request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
+                           python_from)
+        rec = pipeline.load_recipes(recipes, system.env)
+        facts = pipeline.gather_target(system, request, rec)
+        the_plan = pipeline.plan_host(request, facts, rec, system=system)
         reporter = reporter_for(as_json)
         system.tty = type(reporter).__name__ == "TerminalReporter"  # commands show their own progress
         if dry_run:
@@ -230,7 +222,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             e.extra = {"plan": the_plan.to_dict(), "python": the_plan.python}
             raise
         _finish_verify(report.verification, as_json, report.to_dict(),
-                       lambda: _host_plan(system, python, recipes, venv)[2])
+                       lambda: _host_plan(system, request, recipes)[2])
 
 
 def _finish_verify(v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
@@ -257,34 +249,40 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
                                       "active venv, else python3."),
            as_json: bool = JsonOpt) -> None:
     """Run a small model through torch.compile with a fresh cache, compared with eager."""
-    from torch_setup import plan as planning
-
     with _guard(as_json):
         from torch_setup.facts.python import find
         from torch_setup.verify import verify as run_verify
 
         system = System()
-        exe = find(system, python)[0].executable
+        request = _request(python)
+        exe = find(system, request.python)[0].executable
         v = run_verify(system, exe)
-        _finish_verify(v, as_json, v.to_dict(), lambda: _host_plan(system, python, [], planning.DEFAULT_VENV)[2])
+        _finish_verify(v, as_json, v.to_dict(), lambda: _host_plan(system, request, [])[2])
 
 
 @app.command()
 def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str] = VenvOpt,
-           recipes: List[str] = RecipesOpt) -> None:
+           facts: Optional[str] = typer.Option(None, "--facts", help="Judge the host that `detect --json` "
+                                               "described, from its facts alone (no probe, no network)."),
+           python_from: Optional[str] = FromOpt, recipes: List[str] = RecipesOpt) -> None:
     """Check every requirement of torch.compile in about a second, without compiling; say how to fix each."""
     from torch_setup import doctor as doc
     from torch_setup import pipeline
-    from torch_setup import plan as planning
 
     with _guard(as_json):
         system = System()
+        request = _request(python, venv, python_from=python_from)
         rec = pipeline.load_recipes(recipes, system.env)
-        options = planning.Options(venv=venv or planning.DEFAULT_VENV)
-        facts, the_plan, plan_error = pipeline.host_plan(system, python, rec, options)
-        results = doc.checks(facts, rec, the_plan, doc.gather_extras(system, facts, options.venv), plan_error)
+        host = _facts_for(system, request, facts, rec)
+        the_plan, plan_error = None, ""
+        try:
+            the_plan = pipeline.plan_host(request, host, rec, online=False)
+        except TorchSetupError as e:
+            plan_error = e.message
+        extras = doc.Extras() if facts else doc.gather_extras(system, host, request.venv)
+        results = doc.checks(host, rec, the_plan, extras, plan_error)
         if as_json:
-            _emit({"ok": not doc.blocking(results), "python": facts.python.executable,
+            _emit({"ok": not doc.blocking(results), "python": host.python.executable,
                    "checks": [c.to_dict() for c in results]})
         else:
             marks = {doc.OK: "ok", doc.PROBLEM: "PROBLEM", doc.WARN: "warn", doc.NA: "n/a"}
@@ -324,18 +322,17 @@ def _print_causes(causes: list) -> None:
             typer.echo(f"  fix: {c['fix']}", err=True)
 
 
-def _host_plan(system: System, python: str, recipes: List[str], venv: Optional[str]):
-    """This host's plan, for fixes; None where it cannot be made (explain still names the causes)."""
+def _host_plan(system: System, request: Request, recipes: List[str]):
+    """(facts, recipes, plan) of this host offline, for fixes; Nones where it cannot be made (explain still names
+    the causes)."""
     from torch_setup import pipeline
-    from torch_setup import plan as planning
 
     try:
         rec = pipeline.load_recipes(recipes, system.env)
-        options = planning.Options(venv=venv or planning.DEFAULT_VENV)
-        facts, the_plan, _ = pipeline.host_plan(system, python, rec, options)
+        facts = pipeline.gather_target(system, request, rec)
+        return facts, rec, pipeline.plan_host(request, facts, rec, online=False)
     except TorchSetupError:
         return None, None, None
-    return (facts, rec, the_plan) if the_plan else (None, None, None)
 
 
 @app.command()
@@ -343,8 +340,6 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan."),
             python: str = PythonOpt, venv: Optional[str] = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
     """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes."""
-    from torch_setup import plan as planning
-
     with _guard(as_json):
         try:
             raw = sys.stdin.buffer.read() if log == "-" else open(log, "rb").read()
@@ -352,7 +347,7 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             raise TorchSetupError(f"cannot read {log}: {e.strerror}") from None
         text = raw.decode("utf-8", errors="replace")
         system = System()
-        facts, rec, the_plan = _host_plan(system, python, recipes, venv)
+        facts, rec, the_plan = _host_plan(system, _request(python, venv), recipes)
         causes = _causes(text, the_plan)
         if as_json and not fix:
             _emit({"causes": causes})
@@ -373,18 +368,10 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             if the_plan is None or not wanted:
                 raise TorchSetupError("nothing in this host's plan fixes these causes",
                                       hint="see the advice above, or run `torch-setup doctor`")
-            by_id = {s.id: s for s in the_plan.steps}
-            todo = [s for s in wanted if s in by_id]
-            while todo:  # and what those steps wait for
-                for dep in by_id[todo.pop()].after:
-                    if dep in by_id and dep not in wanted:
-                        wanted.add(dep)
-                        todo.append(dep)
-            left_out = {s.id for s in the_plan.steps if s.id not in wanted and s.status == "todo"}
-            steps = tuple(s if s.id in wanted or s.status == "done" else planning.replace(s, status="done")
-                          for s in the_plan.steps)
-            runs = execute(system, planning.replace(the_plan, steps=steps), facts, reporter_for(as_json))
+            steps = [s for s in the_plan.todo if s.id in wanted]
+            runs = execute(system, the_plan.only(steps), facts, reporter_for(as_json))
             if as_json:
+                left_out = {s.id for s in the_plan.todo if s.id not in wanted}
                 _emit({"causes": causes, "runs": [dict(r.to_dict(), status="skipped") if r.id in left_out
                                                    else r.to_dict() for r in runs]})
 

@@ -47,8 +47,9 @@ class Extras:
     notes: List[str] = field(default_factory=list)
 
 
-def _step(plan: Optional[Plan], step_id: str) -> Tuple[Optional[str], Tuple[str, ...]]:
-    step = next((s for s in (plan.steps if plan else ()) if s.id == step_id and s.status == "todo"), None)
+def _step(plan: Optional[Plan], need: str) -> Tuple[Optional[str], Tuple[str, ...]]:
+    """The plan's step that provides `need`, and its commands: the fix doctor shows is install's own step."""
+    step = plan.step_for(need) if plan else None
     return (step.id, tuple(c.display() for c in step.commands)) if step else (None, ())
 
 
@@ -71,11 +72,12 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
            plan_error: str = "") -> List[Check]:
     py, cc, acc, torch = facts.python, facts.compiler, facts.accelerator, facts.torch
     out: List[Check] = []
-    pkg = _step(plan, "system-packages")
     nvidia = acc.kind == "nvidia"
 
     if not py.found:
-        return [Check("python", PROBLEM, f"no Python interpreter matches --python {py.spec or '(default)'}")]
+        python_fix = _step(plan, "python")
+        return [Check("python", PROBLEM, f"no Python {py.absent or 'interpreter'} on this host", *python_fix,
+                      advice="" if python_fix[0] else plan_error)]
     row = recipes.torch_for(py.minor or "", py.free_threaded)
     label = f"{py.version}{'t' if py.free_threaded else ''}"
     out.append(Check("python", OK if row and not plan_error else PROBLEM,
@@ -83,18 +85,18 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      else (plan_error or f"no torch release supports torch.compile on Python {label}")))
     out.append(Check("headers", OK if py.has_headers else PROBLEM,
                      f"Python.h in {py.include_dir}" if py.has_headers else f"Python.h missing from {py.include_dir}",
-                     *(pkg if not py.has_headers else (None, ()))))
+                     *(_step(plan, "headers") if not py.has_headers else (None, ()))))
     if cc.ok:
         out.append(Check("cxx", OK, f"{cc.cxx} {cc.version or ''} builds C++20 with OpenMP and Python.h".strip()))
     elif cc.toolchain_ok:
         out.append(Check("cxx", OK, f"{cc.cxx} {cc.version or ''} builds C++20 with OpenMP (Python.h: see headers)"))
     else:
-        out.append(Check("cxx", PROBLEM, cc.error or f"{cc.cxx} does not build C++20 with OpenMP", *pkg))
+        out.append(Check("cxx", PROBLEM, cc.error or f"{cc.cxx} does not build C++20 with OpenMP", *_step(plan, "cxx")))
     if nvidia:
+        cfix = _step(plan, "c-compiler") if not cc.cc else (None, ())
         out.append(Check("c-compiler", OK if cc.cc else PROBLEM,
                          f"Triton's C compiler: {cc.cc}" if cc.cc else "no C compiler for Triton ($CC, gcc, clang)",
-                         *(pkg if not cc.cc else (None, ())),
-                         advice="" if cc.cc or pkg[0] else "install gcc (or clang), or set CC to a C compiler"))
+                         *cfix, advice="" if cc.cc or cfix[0] else "install gcc (or clang), or set CC to a C compiler"))
         out.append(Check("libcuda", OK if acc.libcuda else PROBLEM,
                          "libcuda.so listed by ldconfig -p" if acc.libcuda else
                          "libcuda.so is not listed by `ldconfig -p`: Triton cannot launch kernels",
@@ -107,17 +109,17 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
     out.append(Check("ca", OK if facts.host.ca_bundle else PROBLEM,
                      "system CA bundle present" if facts.host.ca_bundle else
                      "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",
-                     *(pkg if not facts.host.ca_bundle else (None, ()))))
-    venv_step = _step(plan, "venv")
-    # `uv venv ...` needs no ensurepip; `python -m venv ...` does
-    venv_by_uv = any(s.id == "venv" and s.status == "todo" and s.commands[0].argv[1] == "venv"
-                     for s in (plan.steps if plan else ()))
-    if venv_by_uv:
+                     *(_step(plan, "ca") if not facts.host.ca_bundle else (None, ()))))
+    venv_step = next((s for s in (plan.todo if plan else ()) if "environment" in s.provides), None)
+    # ensurepip is needed when the plan makes the venv with `python -m venv`: then a package step provides it
+    ensure = next((s for s in plan.todo if "venv" in s.provides and s is not venv_step), None) if plan else None
+    if venv_step and not py.venv_ok and not ensure:
         out.append(Check("venv", OK, "uv makes the venv (no ensurepip needed)"))
-    elif venv_step[0]:
+    elif venv_step:
         out.append(Check("venv", OK if py.venv_ok else PROBLEM,
                          "venv with ensurepip works" if py.venv_ok else "`python -m venv` fails: no ensurepip",
-                         *(pkg if not py.venv_ok else (None, ()))))
+                         *((ensure.id, tuple(c.display() for c in ensure.commands)) if ensure and not py.venv_ok
+                           else (None, ()))))
     else:
         out.append(Check("venv", OK if py.venv_ok or py.in_venv else NA,
                          "in a venv" if py.in_venv else ("venv works" if py.venv_ok else "no venv needed")))
@@ -183,7 +185,8 @@ def blocking(results: Sequence[Check]) -> bool:
 def gather_extras(system, facts: Facts, venv: str, check_index: bool = True) -> Extras:
     """The IO doctor needs beyond facts: free disk, whether the index answers, the Inductor cache's age."""
     ex = Extras()
-    path = os.path.abspath(os.path.expanduser(venv))
+    home = facts.host.home or "/"
+    path = os.path.abspath(home + venv[1:] if venv == "~" or venv.startswith("~/") else venv)
     while path not in ("", "/") and not system.exists(path):
         path = os.path.dirname(path)
     ex.disk_path = path or "/"

@@ -31,6 +31,10 @@ class TorchSetupError(Exception):
         self.details = details
 
 
+class UsageError(TorchSetupError):
+    code = ExitCode.USAGE
+
+
 class FactsError(TorchSetupError):
     code = ExitCode.BAD_FACTS
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Pattern, Sequence, Tuple, Union
 
 from torch_setup.errors import RecipeError
+from torch_setup.plan import NEEDS  # one vocabulary: what plan steps provide, what causes need
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,7 +30,6 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 CATALOGUE = "data/causes.toml"  # package data, read with pkgutil (it also reads inside the zipapp)
-NEEDS = ("headers", "cxx", "venv", "ca", "c-compiler", "openmp", "torch", "compiler-upgrade")
 UNKNOWN = "unknown"
 CONTEXT_BONUS = 5.0  # a context regex seen anywhere in the log
 WEAK_PENALTY = 10.0  # a `weak` match is worth less than a real signature
@@ -349,19 +349,7 @@ def diagnose(text: str, catalogue: Optional[Sequence[Signature]] = None) -> List
     return causes or [UNKNOWN_CAUSE]
 
 
-# Which plan step provides what a cause needs (plan.py step ids).
-STEP_FOR_NEED = {"headers": "system-packages", "cxx": "system-packages", "venv": "system-packages",
-                 "ca": "system-packages", "c-compiler": "system-packages", "openmp": "system-packages",
-                 "torch": "torch", "compiler-upgrade": "compiler"}
-
-
 def fix_steps(cause: Cause, plan) -> list:
-    """The plan's todo steps that fix this cause on this host (empty: nothing in the plan; see the advice)."""
-    if plan is None:
-        return []
-    wanted = {STEP_FOR_NEED[n] for n in cause.needs if n in STEP_FOR_NEED}
-    todo = {s.id: s for s in plan.steps if s.status == "todo"}
-    out = [todo[i] for i in todo if i in wanted]
-    if "torch" in wanted and "venv" in todo:
-        out.insert(0, todo["venv"])
-    return out
+    """The plan's todo steps that fix this cause on this host, with the steps they wait for (empty: nothing in
+    the plan; see the advice)."""
+    return plan.fixing(cause.needs) if plan is not None and cause.needs else []

@@ -23,47 +23,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name
 
+from torch_setup.masking import mask, mask_text  # noqa: F401  (mask_text: for callers of this module)
+
 PYPI = "https://pypi.org/simple"
 # (connect, read) in seconds: an unreachable host gives up after 3 s; a listing of torch (a few MB of HTML on
 # download.pytorch.org) still has time to arrive.
 TIMEOUT: Tuple[float, float] = (3.05, 30.0)
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
-
-# ---------------------------------------------------------------------------------------------------- masking
-
-# Query parameters whose values are secrets (tokens, signed-URL signatures, API keys).
-_SECRET_PARAM = re.compile(r"token|key|secret|passw|pwd|auth|sig|credential|session|access", re.I)
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]]+")
-
-
-def mask(url: str) -> str:
-    """`https://user:token@host/x?token=t` -> `https://user:***@host/x?token=***`; a lone `token@host` -> `***@host`.
-
-    Plain paths and URLs without secrets come back unchanged, so it is safe to call on anything shown.
-    """
-    if not url or "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _URL_IN_TEXT.sub("***", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if sep else f"***@{hostport}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.search(k) for k, _ in pairs):
-            query = urlencode([(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def mask_text(text: str) -> str:
-    """Mask every URL inside a free text (error messages from requests quote the URL they failed on)."""
-    return _URL_IN_TEXT.sub(lambda m: mask(m.group(0)), text or "")
-
 
 # ---------------------------------------------------------------------------------------------------- sources
 

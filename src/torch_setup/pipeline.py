@@ -1,17 +1,19 @@
-"""The pipeline, end to end: facts -> recipes -> plan -> run -> verify. The CLI only parses and renders."""
+"""The pipeline, end to end: facts -> recipes -> plan -> run -> verify. The CLI parses the request and renders;
+`plan_host` is the one assembly of a plan that every command slices."""
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from torch_setup import recipes as recipes_mod
 from torch_setup.errors import FactsError
 from torch_setup.facts import gather as gathering
-from torch_setup.facts import compiler, python
+from torch_setup.facts import compiler, config, python
 from torch_setup.facts.model import Facts
+from torch_setup.request import PythonRequest, Request
 from torch_setup.system import System
 
 if TYPE_CHECKING:  # plan, run and verify are imported where used: `detect` starts faster without them
@@ -27,13 +29,11 @@ def load_recipes(dirs: Sequence[str], env) -> recipes_mod.Recipes:
     return recipes_mod.load([Path(d) for d in extra])
 
 
-def detect(system: System, spec: str, recipes, required: bool = True,
-           probes: Optional[gathering.Probes] = None) -> Facts:
+def detect(system: System, request: PythonRequest, recipes, probes: Optional[gathering.Probes] = None) -> Facts:
     """recipes: the Recipes, or a function that loads them while the interpreter probe runs (~5 ms of TOML);
     probes: the probes, if the caller started them already."""
     load = recipes if callable(recipes) else (lambda: recipes)
-    return gathering.gather(system, spec, lambda: load().manager_binaries(), python_required=required,
-                            probes=probes)
+    return gathering.gather(system, request, lambda: load().manager_binaries(), probes=probes)
 
 
 def read_facts(path: str) -> Facts:
@@ -53,88 +53,82 @@ def read_facts(path: str) -> Facts:
         raise FactsError(f"{path}: {e.message}", hint="give the output of `torch-setup detect --json`") from None
 
 
-def prefer_existing_venv(system: System, facts: Facts, recipes, options: planning.Options) -> Facts:
-    """A second run: when the plan would make a venv that already exists, plan for the venv instead."""
+def gather_target(system: System, request: Request, recipes, probes: Optional[gathering.Probes] = None) -> Facts:
+    """This host's facts for the request. A second run: where torch goes into a venv that exists already (one
+    of the same Python), the venv is the target."""
     from torch_setup import plan as planning  # here: `detect` needs no planning, and starts faster
 
-    plan = planning.make_plan(facts, recipes, options)
-    venv_step = next((s for s in plan.steps if s.id == "venv"), None)
-    exe = os.path.join(os.path.expanduser(options.venv), "bin", "python")
-    if not venv_step or not system.exists(exe):
+    facts = detect(system, request.python, recipes, probes)
+    rec = recipes() if callable(recipes) else recipes
+    if not facts.python.found or not planning.uses_venv(facts, rec, request):
         return facts
-    py, torch, _, _ = python.find(system, exe)
+    exe = os.path.join(planning.expand_home(request.venv, facts), "bin", "python")
+    if not system.exists(exe):
+        return facts
+    py, torch, _, _ = python.find(system, PythonRequest.parse(exe))
     if py.minor != facts.python.minor or py.free_threaded != facts.python.free_threaded:
         return facts  # a venv of another Python: leave it, the plan's venv step will fail loudly on it
-    return with_python(system, facts, exe, (py, torch))
+    return replace(facts, python=py, torch=torch,
+                   compiler=compiler.probe(system, facts.os.system, py.include_dir, py.has_headers),
+                   config=config.gather(system, facts.host.home or "/", py.prefix))
 
 
-def with_python(system: System, facts: Facts, spec: str, found=None) -> Facts:
-    """The facts for another interpreter on the same host: only the Python, torch and compiler facts change."""
-    py, torch = found or python.find(system, spec)[:2]
-    facts.python, facts.torch = py, torch
-    facts.python.spec = spec
-    facts.compiler = compiler.probe(system, facts.os.system, py.include_dir, py.has_headers)
-    return facts
-
-
-def host_plan(system: System, spec: str, recipes, options: planning.Options):
-    """(facts, plan, why not) for this host as it is, without asking any index: doctor's and explain's view."""
+def plan_host(request: Request, facts: Facts, recipes, *, online: bool = True, fetch=None,
+              system: Optional[System] = None) -> "planning.Plan":
+    """The one plan for a host: what `plan`, `install`, `doctor`, `explain`, the hints after a failed verify and
+    the tests all call. `online`: ask the indexes which torch fits and where uv comes from (install, plan);
+    offline (doctor, explain) the torch step names the range the Python supports and nothing is fetched.
+    Everything about the host comes from `facts` (its tools, HOME, pip configuration, environment), so a facts
+    file of another host plans exactly as `install` would there. `fetch`: the index client (tests pass one);
+    `system`: reads the constraint files the host's pip configuration names."""
     from torch_setup import plan as planning
-    from torch_setup.errors import TorchSetupError
+    from torch_setup import provision
 
-    facts = detect(system, spec, recipes, required=False)
-    if not facts.python.found:
-        return facts, None, ""
-    try:
-        facts = prefer_existing_venv(system, facts, recipes, options)
-        return facts, planning.make_plan(facts, recipes, options), ""
-    except TorchSetupError as e:
-        return facts, None, e.message
+    uv = resolve_uv(facts, recipes, request, fetch) if online else None
+    prep = provision.prepare(facts, recipes, request, uv=uv)
+    plan = provision.compose(prep, planning.make_plan(prep.facts, recipes, request, None, uv))  # refusals first
+    choice = choose_torch(prep.facts, recipes, request, fetch, system) if online else None
+    return provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv)) if choice else plan
 
 
-@dataclass(frozen=True)
-class TorchOptions:
-    backend: str = ""  # "" = $TORCH_SETUP_TORCH_BACKEND, else auto
-    with_: tuple = ()
-    index_url: Optional[str] = None
-    find_links: tuple = ()
+def assemble(request: Request, facts: Facts, recipes, *, choice=None, uv=None) -> "planning.Plan":
+    """plan_host without the indexes: the `choice` of torch and the `uv` wheel given (tests give them)."""
+    from torch_setup import plan as planning
+    from torch_setup import provision
+
+    prep = provision.prepare(facts, recipes, request, uv=uv)
+    return provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv))
 
 
-def choose_torch(system: System, facts: Facts, recipes, options: planning.Options, topts: TorchOptions,
-                 local: bool = True):
-    """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing).
-
-    local=False (facts from another host): this host's pip configuration and environment are not its."""
+def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Optional[System] = None):
+    """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing). The
+    indexes and variables are the planned host's (facts.config); nothing runs the target interpreter."""
     from torch_setup import plan as planning
 
-    if not facts.python.found or not planning.needs_torch(facts, recipes, options):
+    if not facts.python.found or not planning.needs_torch(facts, recipes, request):
         return None
     from torch_setup import torch_choice
     from torch_setup.variants import BACKEND_ENV
 
-    pip_config = ""
-    env = system.env if local else {}
-    if local and facts.python.executable:
-        res = system.run([facts.python.executable, "-m", "pip", "config", "list"], timeout=30)
-        pip_config = res.stdout if res.ok else ""
-    backend = topts.backend or env.get(BACKEND_ENV, "") or "auto"
+    env = facts.config.env
+    backend = request.backend or env.get(BACKEND_ENV, "") or "auto"
+    kw = dict({"fetch": fetch} if fetch else {}, **({"read_text": system.read_text} if system else {}))
     return torch_choice.choose(
-        facts, recipes, backend=backend, torch_range=options.torch, with_=topts.with_,
-        index_url=topts.index_url, find_links=list(topts.find_links), env=env, pip_config=pip_config,
-        read_text=system.read_text,
-    )
+        facts, recipes, backend=backend, torch_range=request.torch, with_=request.with_,
+        index_url=request.index_url, find_links=list(request.find_links), env=env, pip_config=facts.config.pip,
+        **kw)
 
 
-def resolve_uv(system: System, facts: Facts, recipes, options: planning.Options):
+def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):
     """A uv wheel to fetch when the box has no uv and the plan may use one (torch to install, or a Python to
-    provide)."""
+    provide), from the planned host's indexes."""
     from torch_setup import plan as planning
 
-    if facts.host.uv or (facts.python.found and not planning.needs_torch(facts, recipes, options)):
+    if facts.host.uv or (facts.python.found and not planning.needs_torch(facts, recipes, request)):
         return None
     from torch_setup import uvtool
 
-    return uvtool.resolve(facts, system.env)
+    return uvtool.resolve(facts, facts.config.env, fetch=(lambda source: fetch(source, "uv")) if fetch else None)
 
 
 @dataclass
@@ -182,11 +176,12 @@ def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter
                           "the compile waits for every step)")
             pending = verification.start(system, plan.python, env=plan.env)
 
-    if not any(s.id == "torch" for s in plan.todo):
+    torch_steps = {s.id for s in plan.todo if "torch" in s.provides}
+    if not torch_steps:
         start_verify()
     try:
         report.runs = execute(system, plan, facts, reporter,
-                              on_done=lambda step_id: step_id == "torch" and start_verify())
+                              on_done=lambda step_id: step_id in torch_steps and start_verify())
     except BaseException:
         if pending is not None:
             pending.cancel()

@@ -1,19 +1,26 @@
-"""The plan: a pure function of facts and recipes. Ordered steps with a status, argv commands and root."""
+"""The plan: a pure function of facts, recipes and the request. Ordered steps with a status, argv commands, root,
+and the needs each step provides (what doctor's fixes and explain's fix steps are sliced by)."""
 from __future__ import annotations
 
 import os
 import shlex
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
 
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import Facts
-from torch_setup.recipes import NEEDS, Manager, Platform, Recipes
-from torch_setup.report import mask_text
+from torch_setup.recipes import NEEDS as RECIPE_NEEDS
+from torch_setup.recipes import Manager, Platform, Recipes
+from torch_setup.masking import mask_text
+from torch_setup.request import Request
 
-DEFAULT_VENV = "~/.venvs/torch"
+# What a step can provide: the recipe needs (package tables), what comes with a C++ compiler, and the rest.
+# "venv" is venv support (ensurepip); "environment" is a venv or environment to install torch into (PEP 668's fix).
+NEEDS = ("python", "headers", "venv", "cxx", "c-compiler", "openmp", "ca", "compiler-upgrade", "uv", "environment",
+         "torch")
+WITH_CXX = frozenset({"cxx", "c-compiler", "openmp"})  # g++ brings gcc and libgomp on every recipe's platform
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,10 @@ class Command:
     def shown(self) -> List[str]:
         return [mask_text(a) for a in self.argv]
 
+    def to_dict(self) -> dict:
+        """For `plan --json` and Ansible: argv and the environment it runs with, masked."""
+        return {"argv": self.shown(), "env": {k: mask_text(v) for k, v in self.env.items()}}
+
 
 @dataclass(frozen=True)
 class Step:
@@ -44,11 +55,15 @@ class Step:
     after: Tuple[str, ...] = ()  # steps that must finish first; the others run side by side
     creates: Optional[str] = None  # a directory this step makes, removed again if a later step fails
     checks: Tuple[Tuple[str, ...], ...] = ()  # argv that all exit 0 when the step is done already
+    provides: FrozenSet[str] = frozenset()  # NEEDS this step satisfies
+
+    def __post_init__(self):
+        assert self.provides <= set(NEEDS), self.provides - set(NEEDS)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "status": self.status,
-                "commands": [c.shown() for c in self.commands], "root": self.root, "why": self.why,
-                "after": list(self.after)}
+                "commands": [c.to_dict() for c in self.commands], "root": self.root, "why": self.why,
+                "after": list(self.after), "provides": sorted(self.provides)}
 
 
 @dataclass(frozen=True)
@@ -64,17 +79,31 @@ class Plan:
     def todo(self) -> List[Step]:
         return [s for s in self.steps if s.status == "todo"]
 
+    def step_for(self, need: str) -> Optional[Step]:
+        """The todo step that provides `need`, if the plan has one."""
+        return next((s for s in self.todo if need in s.provides), None)
+
+    def fixing(self, needs: Iterable[str]) -> List[Step]:
+        """The todo steps that provide these needs, and the todo steps those wait for, in plan order."""
+        by_id = {s.id: s for s in self.todo}
+        wanted = {s.id for s in self.todo if s.provides & set(needs)}
+        todo = list(wanted)
+        while todo:
+            for dep in by_id[todo.pop()].after:
+                if dep in by_id and dep not in wanted:
+                    wanted.add(dep)
+                    todo.append(dep)
+        return [s for s in self.todo if s.id in wanted]
+
+    def only(self, steps: Iterable[Step]) -> "Plan":
+        """This plan with every other todo step marked done (explain --fix runs a slice)."""
+        keep = {s.id for s in steps}
+        return replace(self, steps=tuple(s if s.id in keep or s.status == "done" else replace(s, status="done")
+                                         for s in self.steps))
+
     def to_dict(self) -> dict:
         return {"steps": [s.to_dict() for s in self.steps], "python": self.python, "platform": self.platform,
                 "torch": self.torch, "env": self.env, "notes": list(self.notes)}
-
-
-@dataclass(frozen=True)
-class Options:
-    venv: str = DEFAULT_VENV  # where a venv goes when the target may not be written to
-    venv_given: bool = False  # --venv was passed: a venv even for a Python that could be written to
-    torch: str = ""  # a version range such as ">=2.6,<2.15"; "" for the newest the Python supports
-    break_system_packages: bool = False
 
 
 def torch_requirement(facts: Facts, recipes: Recipes, user_range: str = "") -> str:
@@ -142,41 +171,57 @@ def template_values(facts: Facts) -> Dict[str, str]:
 
 
 def expand_home(path: str, facts: Facts) -> str:
-    """~ as the planned host's home (`plan --facts` may describe another box), else this one's."""
-    home = facts.host.home or os.path.expanduser("~")
+    """~ as the planned host's home (`plan --facts` may describe another box)."""
+    home = (facts.host.home or "/").rstrip("/")
     return home + path[1:] if path == "~" or path.startswith("~/") else path
 
 
-def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], needs: List[str]) -> Optional[Step]:
+def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], needs: List[str],
+                  step_id: str = "system-packages", label: str = "System packages") -> Optional[Step]:
     if not platform:
         return None
     manager = recipes.managers[platform.manager]
     minor = facts.python.minor or ""
     packages: List[str] = []
-    for need in NEEDS:
+    for need in RECIPE_NEEDS:
         if need in needs:
             packages += platform.packages_for(need, minor, **template_values(facts))
     packages = list(dict.fromkeys(packages))
     what = {"headers": f"Python {minor} headers", "venv": "venv support", "cxx": "a C++ compiler with OpenMP",
             "ca": "CA certificates"}
-    title = "System packages: " + (" ".join(packages) if packages else "nothing missing")
+    title = f"{label}: " + (" ".join(packages) if packages else "nothing missing")
     if not packages:
-        return Step("system-packages", title, "done", (), manager.root, "headers, compiler and venv support present")
-    why = "missing: " + ", ".join(what[n] for n in NEEDS if n in needs)
-    return Step("system-packages", title, "todo", tuple(install_commands(facts, manager, packages)), manager.root, why)
+        return Step(step_id, title, "done", (), manager.root, "headers, compiler and venv support present")
+    why = "missing: " + ", ".join(what[n] for n in RECIPE_NEEDS if n in needs)
+    return Step(step_id, title, "todo", tuple(install_commands(facts, manager, packages)), manager.root, why,
+                provides=provided(needs))
 
 
-def needs_torch(facts: Facts, recipes: Recipes, options: Options) -> bool:
-    return not (torch_usable(facts, recipes) and not options.torch)
+def provided(needs: Iterable[str]) -> FrozenSet[str]:
+    """What installing the packages of these recipe needs provides (a C++ compiler brings C and OpenMP)."""
+    needs = frozenset(needs)
+    return needs | (WITH_CXX if "cxx" in needs else frozenset())
 
 
-def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choice=None, uv=None) -> Plan:
+def needs_torch(facts: Facts, recipes: Recipes, request: Request) -> bool:
+    return not (torch_usable(facts, recipes) and not request.torch)
+
+
+def uses_venv(facts: Facts, recipes: Recipes, request: Request) -> bool:
+    """Does torch go into a venv of the target? For a system-owned or externally managed Python, or --venv."""
+    py = facts.python
+    system_owned = py.source == "system" and not py.in_venv
+    return needs_torch(facts, recipes, request) and not request.break_system_packages and (
+        py.externally_managed or system_owned or (request.venv_given and not py.in_venv))
+
+
+def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choice=None, uv=None) -> Plan:
     """`choice` is the torch to install (torch_choice.Choice), chosen beforehand because that asks indexes;
     without one the step asks for the oldest torch that supports torch.compile on this Python, or newer.
     `uv` (uvtool.UvWheel) is a uv to fetch when the box has none: torch then downloads while apt runs."""
     py = facts.python
     if not py.found:
-        raise UnsupportedError(f"no Python interpreter matches --python {py.spec or '(default)'}",
+        raise UnsupportedError(f"no Python interpreter matches --python {py.absent or '(default)'}",
                                hint="--python 3.13 provides one (see --python-from)")
     from torch_setup import refuse
 
@@ -185,8 +230,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     requirement = torch_requirement(facts, recipes, options.torch)
     keep_torch = not needs_torch(facts, recipes, options)
     system_owned = py.source == "system" and not py.in_venv
-    use_venv = not keep_torch and not options.break_system_packages and (
-        py.externally_managed or system_owned or (options.venv_given and not py.in_venv))
+    use_venv = uses_venv(facts, recipes, options)
     venv = expand_home(options.venv, facts) if use_venv else None
     target = os.path.join(venv, "bin", "python") if venv else py.executable
     fetch_uv = uv is not None and not facts.host.uv and not keep_torch
@@ -220,9 +264,9 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
     if os_platform and platform is not os_platform and "ca" in needs:
         needs.remove("ca")
         steps.append(_package_step(facts, recipes, os_platform, ["ca"]))
-        env_step = _package_step(facts, recipes, platform, needs)
+        env_step = _package_step(facts, recipes, platform, needs, "env-packages", "Env packages")
         if env_step and env_step.status == "todo":  # a conda env's own packages
-            steps.append(replace(env_step, id="env-packages", title=env_step.title.replace("System", "Env")))
+            steps.append(env_step)
     else:
         pkg = _package_step(facts, recipes, platform, needs)
         if pkg:
@@ -234,7 +278,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         steps.append(Step("uv", f"uv {uv.version} (one static binary{size})", "todo",
                           (Command((py.executable, "-c", FETCH_SCRIPT, uv.url, uv.sha256, uv_path)),), False,
                           "no uv here: it installs torch several times faster than pip, and makes the venv "
-                          "without waiting for the system packages"))
+                          "without waiting for the system packages", provides=frozenset({"uv"})))
     index_args = tuple(choice.index_args()) if choice else ()
     if use_venv:
         if uv_path:
@@ -248,10 +292,12 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
             ("the target Python is " + ("externally managed (PEP 668)" if py.externally_managed else
                                         "the system's own") + ": torch goes into a venv")
             if py.externally_managed or system_owned else "--venv asks for one", after, venv,
+            provides=frozenset({"environment"}),
         ))
     if keep_torch:
         steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
-                          f"torch {facts.torch.version} supports torch.compile on Python {py.minor}: kept"))
+                          f"torch {facts.torch.version} supports torch.compile on Python {py.minor}: kept",
+                          provides=frozenset({"torch"})))
     else:
         args = tuple(choice.install_args()) if choice else (requirement,)
         if choice:
@@ -268,7 +314,8 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
         command = _root(argv, {}, facts) if as_root else Command(argv)
-        steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after))
+        steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after,
+                          provides=frozenset({"torch"})))
     if choice:
         notes += list(choice.warnings)
     return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),

@@ -3,12 +3,13 @@
 Pure functions of facts and recipes, like `plan.make_plan`. Each returns steps (argv commands) and the facts as
 they will be once those steps ran, so the rest of the plan is `make_plan` of those facts:
 
-    prep = prepare(facts, recipes, minor="3.13")       # refusals, python_steps, compiler_steps
-    choice = choose_torch(..., prep.facts, ...)         # the target's wheel tags are the provided Python's
-    plan = compose(prep, make_plan(prep.facts, recipes, options, choice, uv))
+    prep = prepare(facts, recipes, request)            # refusals, python_steps, compiler_steps
+    choice = choose_torch(prep.facts, ...)               # the target's wheel tags are the provided Python's
+    plan = compose(prep, make_plan(prep.facts, recipes, request, choice, uv))
 
-or, without a torch choice, `plan_for(facts, recipes, options, minor="3.13")`. `facts` there is what `detect`
-says about the box: its default interpreter (or `python.found = False` where `--python 3.13` found none).
+as `pipeline.plan_host` does for every command. `facts` there is what `detect` says about the box: the target,
+or `python.found = False` where `--python 3.13` found none (then `facts.host_python` is the box's python3).
+The provided interpreter is a predicted one (`PythonFacts.predicted`): it is never run while planning.
 
 Python providers (`--python-from`):
 
@@ -47,14 +48,14 @@ from torch_setup import refuse
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import CompilerFacts, Facts, PythonFacts, TorchFacts
 from torch_setup.recipes import ADVISED_COMPILER, PYTHON, Manager, Platform, Recipes, fill
+from torch_setup.request import DEFAULT_VENV, PythonRequest, Request
 
-PROVIDERS = ("system", "uv", "pyenv", "conda")
+PYTHON_NEEDS = frozenset({"python", "headers", "venv", "environment"})  # what a provided interpreter brings
+UV_MIN_PYTHON = "3.8"  # uv's wheels on PyPI: Requires-Python >= 3.8 (https://pypi.org/project/uv/)
 UV_TOOL_VENV = "~/.local/share/torch-setup/uv"  # the venv that carries uv when nothing better is at hand
 PYENV_ROOT = "~/.pyenv"  # pyenv's default root, where a fresh checkout goes
 PYENV_GIT = "https://github.com/pyenv/pyenv.git"
 CONDA_ENV = "~/.conda/envs/torch-py{nodot}"  # in conda's default user envs_dirs: `conda activate torch-py313` works
-MINOR = re.compile(r"^3\.\d+t?$")
-Checks = Dict[str, Tuple[Tuple[str, ...], ...]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,6 @@ class Provision:
     python: str  # the interpreter the rest of the plan (and the verification) uses
     provider: str  # system, uv, pyenv, conda; "" when the asked Python is there already
     facts: Facts  # the facts once the steps ran: give these to make_plan
-    checks: Checks = field(default_factory=dict)  # step id -> argvs that all exit 0 when it is done already
     env: Dict[str, str] = field(default_factory=dict)  # CXX/CC/OMP_PREFIX for the verification and the user
 
 
@@ -83,39 +83,37 @@ class Prepared:
     facts: Facts
     provider: str = ""
     env: Dict[str, str] = field(default_factory=dict)
-    checks: Checks = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------- entry points
 
-def prepare(facts: Facts, recipes: Recipes, *, minor: Optional[str] = None, provider: Optional[str] = None,
-            venv: str = planning.DEFAULT_VENV, conda: Optional[str] = None, pyenv: Optional[str] = None,
-            uv=None) -> Prepared:
-    """Refuse what cannot work, provide the Python `minor` when the box lacks it, and fix a compiler too old.
-    `minor` None: keep facts.python. `uv`: a uvtool.UvWheel to fetch when the box has no uv."""
-    box_only = replace(facts, python=PythonFacts(found=False, spec=facts.python.spec))
+def prepare(facts: Facts, recipes: Recipes, request: Request = Request(), *, uv=None) -> Prepared:
+    """Refuse what cannot work, provide the asked Python when the box lacks it, and fix a compiler too old.
+    `uv`: a uvtool.UvWheel to fetch when the box has no uv."""
+    box_only = replace(facts, python=PythonFacts())
     refuse.check(box_only, recipes)  # musl, old glibc, Intel or old macOS: before anything about Pythons
     steps: List[planning.Step] = []
     env: Dict[str, str] = {}
-    checks: Checks = {}
     chosen = ""
-    if minor and not _is(facts.python, minor):
-        prov = python_steps(facts, recipes, minor, provider, venv=venv, conda=conda, pyenv=pyenv, uv=uv)
+    wanted = request.python if request.python.is_version else PythonRequest.parse(facts.python.absent)
+    py = facts.python
+    if wanted.is_version and not (py.found and wanted.accepts(py.version, py.free_threaded)):
+        prov = python_steps(facts, recipes, wanted, request.provider, venv=request.venv, uv=uv)
         steps += prov.steps
-        facts, env, checks, chosen = prov.facts, dict(prov.env), dict(prov.checks), prov.provider
+        facts, env, chosen = prov.facts, dict(prov.env), prov.provider
     refuse.check(facts, recipes)  # the target Python: too new, free-threaded outside torch's support, ...
-    fix = compiler_steps(facts, recipes, conda=conda)
+    fix = compiler_steps(facts, recipes)
     if fix:
         steps.append(fix.step)
         facts = fix.facts
         env.update(fix.env)
-    return Prepared(tuple(_chain(steps)), facts, chosen, env, checks)
+    return Prepared(tuple(_chain(steps)), facts, chosen, env)
 
 
 def compose(prepared: Prepared, plan: planning.Plan) -> planning.Plan:
     """The provisioning steps, then the plan's, which wait for them (the runner starts a step with no `after`
     at once); the environment to set goes into the notes."""
-    steps = [replace(s, checks=prepared.checks.get(s.id, s.checks)) for s in prepared.steps]
+    steps = list(prepared.steps)
     last = (steps[-1].id,) if steps else ()
     steps += [s if s.after or not last else replace(s, after=last) for s in plan.steps]
     notes = list(plan.notes)
@@ -125,19 +123,15 @@ def compose(prepared: Prepared, plan: planning.Plan) -> planning.Plan:
     return replace(plan, steps=tuple(steps), notes=tuple(notes), env={**plan.env, **prepared.env})
 
 
-def plan_for(facts: Facts, recipes: Recipes, options: planning.Options = planning.Options(), *,
-             minor: Optional[str] = None, provider: Optional[str] = None, conda: Optional[str] = None,
-             pyenv: Optional[str] = None, choice=None, uv=None) -> planning.Plan:
-    """prepare + make_plan + compose: the whole plan, as `plan --python 3.13 --python-from ...` prints it."""
-    prep = prepare(facts, recipes, minor=minor, provider=provider, venv=options.venv, conda=conda, pyenv=pyenv,
-                   uv=uv)
-    return compose(prep, planning.make_plan(prep.facts, recipes, options, choice, uv))
-
-
 # ------------------------------------------------------------------------------------------------------- pythons
 
+def box_python(facts: Facts) -> Optional[PythonFacts]:
+    """The interpreter the box has now, to run the bootstrap scripts with and to tell the active source by."""
+    return facts.python if facts.python.found and not facts.python.predicted else facts.host_python
+
+
 def default_provider(facts: Facts, recipes: Recipes, minor: str) -> str:
-    py = facts.python
+    py = box_python(facts) or PythonFacts()
     if py.found and py.source in ("conda", "pyenv", "uv"):
         return py.source
     platform = recipes.os_platform_for_facts(facts)
@@ -148,29 +142,21 @@ def default_provider(facts: Facts, recipes: Recipes, minor: str) -> str:
     return "uv"
 
 
-def python_steps(facts: Facts, recipes: Recipes, minor: str, provider: Optional[str] = None, *,
-                 venv: str = planning.DEFAULT_VENV, conda: Optional[str] = None, pyenv: Optional[str] = None,
-                 uv=None) -> Provision:
-    """Steps that give the box a Python `minor` ("3.13", "3.13t"), from `provider` (None: default_provider).
-
-    `facts.python` is the box's default interpreter, or not found: it only tells the active source and runs the
-    small scripts that bring uv. `venv`: where the venv goes (uv, pyenv); `conda`/`pyenv`: those tools' paths
-    when they are on PATH; `uv`: a uvtool.UvWheel to fetch when the box has no uv.
-    """
-    if not MINOR.match(minor):
-        raise UnsupportedError(f"--python {minor}: expected a version such as 3.13", hint="--python 3.13")
-    free_threaded = minor.endswith("t")
-    base = minor.rstrip("t")
+def python_steps(facts: Facts, recipes: Recipes, wanted: PythonRequest, provider: Optional[str] = None, *,
+                 venv: str = DEFAULT_VENV, uv=None) -> Provision:
+    """Steps that give the box the Python `wanted` asks for (3.13, 3.13t), from `provider` (None:
+    default_provider). `venv`: where the venv goes (uv, pyenv); `uv`: a uvtool.UvWheel to fetch when the box has
+    no uv. conda's and pyenv's paths are the host's (facts.host)."""
+    minor, free_threaded = wanted.label, wanted.free_threaded
+    base = wanted.minor or ""
     row = recipes.torch_for(base, free_threaded)
     if row is None:
         known = sorted({t.python for t in recipes.torch_python if not t.free_threaded},
                        key=lambda v: tuple(int(x) for x in v.split(".")))
         raise UnsupportedError(f"no torch release supports torch.compile on Python {minor}",
                                hint=f"ask for a Python from {known[0]} to {known[-1]} (--python {known[-1]})")
-    if provider is not None and provider not in PROVIDERS:
-        raise UnsupportedError(f"--python-from {provider}: unknown provider", hint="one of " + ", ".join(PROVIDERS))
     py = facts.python
-    if _is(py, minor):
+    if py.found and wanted.accepts(py.version, py.free_threaded):
         return Provision((), py.executable or "", "", facts)
     provider = provider or default_provider(facts, recipes, minor)
     if free_threaded and provider != "uv":
@@ -182,8 +168,8 @@ def python_steps(facts: Facts, recipes: Recipes, minor: str, provider: Optional[
     if provider == "uv":
         return _uv(facts, recipes, minor, version, planning.expand_home(venv, facts), uv)
     if provider == "pyenv":
-        return _pyenv(facts, recipes, base, version, planning.expand_home(venv, facts), pyenv)
-    return _conda(facts, recipes, base, version, conda)
+        return _pyenv(facts, recipes, base, version, planning.expand_home(venv, facts), facts.host.pyenv)
+    return _conda(facts, recipes, base, version, facts.host.conda)
 
 
 def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provision:
@@ -196,7 +182,6 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
     manager = recipes.managers[platform.manager]
     values = planning.template_values(facts)
     steps: List[planning.Step] = []
-    checks: Checks = {}
     repos = [recipes.repos[r] for r in platform.repos_for(minor)]
     refreshed = False
     prereq: Tuple[str, ...] = ()
@@ -214,8 +199,8 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
             refreshed = True
         steps.append(planning.Step(
             "python-repos", "Repositories: " + ", ".join(r.title for r in repos), "todo", tuple(commands),
-            manager.root, f"Python {minor} comes from " + ", ".join(r.id for r in repos) + f" on {where}"))
-        checks["python-repos"] = tuple(tuple(fill(a, minor=minor, **values) for a in r.check) for r in repos)
+            manager.root, f"Python {minor} comes from " + ", ".join(r.id for r in repos) + f" on {where}",
+            checks=tuple(tuple(fill(a, minor=minor, **values) for a in r.check) for r in repos)))
     ca = platform.packages_for("ca", minor, **values)
     ca_done = bool(repos) and set(ca) <= set(prereq)  # the repositories' prerequisites brought them
     needs = [PYTHON, "headers", "venv"] + (["cxx"] if _needs_cxx(facts, recipes) else []) + \
@@ -224,29 +209,36 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
     steps.append(planning.Step(
         "python-packages", "System packages: " + " ".join(packages), "todo",
         tuple(planning.install_commands(facts, manager, packages, refreshed=refreshed)), manager.root,
-        f"no Python {minor} on the box; {platform.id} packages it"))
+        f"no Python {minor} on the box; {platform.id} packages it",
+        provides=planning.provided(needs) | (frozenset({"ca"}) if ca_done else frozenset())))
     em = next((r.externally_managed for r in repos if r.externally_managed is not None), platform.externally_managed)
     exe = fill(platform.python_executable, minor=minor, **values)
     source = "homebrew" if manager.name == "brew" else "system"
     prefix = "/usr" if source == "system" else os.path.dirname(os.path.dirname(exe))
-    after = _after(facts, PythonFacts(
-        found=True, spec=minor, executable=exe, version=version, implementation="cpython", prefix=prefix,
-        base_prefix=prefix, source=source, include_dir=fill(platform.python_include, minor=minor, **values),
-        has_headers=True, externally_managed=em, venv_ok=True), cxx="cxx" in needs, ca="ca" in needs or ca_done)
-    if manager.name == "apt":
-        after.host = replace(after.host, apt_lists_age_s=0.0)  # refreshed by these steps, or fresh already
-    return Provision(tuple(steps), exe, "system", after, checks)
+    after = _after(facts, predicted(
+        executable=exe, version=version, prefix=prefix, base_prefix=prefix, source=source,
+        include_dir=fill(platform.python_include, minor=minor, **values), externally_managed=em),
+        cxx="cxx" in needs, ca="ca" in needs or ca_done)
+    if manager.name == "apt":  # refreshed by these steps, or fresh already
+        after = replace(after, host=replace(after.host, apt_lists_age_s=0.0))
+    return Provision(tuple(steps), exe, "system", after)
 
 
 def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, wheel) -> Provision:
     platform = recipes.os_platform_for_facts(facts)
     steps: List[planning.Step] = []
     uv = facts.host.uv
-    py = facts.python
+    py = box_python(facts) or PythonFacts()
     maker = py.executable if py.found and py.executable else "python3"
     extra: Sequence[str] = ()
     if not uv and not wheel and platform and platform.uv_packages:
         extra, uv = platform.uv_packages, "uv"  # on PATH once the package is in
+    elif not uv and not wheel and py.found and _older(py.version, UV_MIN_PYTHON):
+        raise UnsupportedError(
+            f"no uv here, no uv wheel was found on this host's indexes, and its python3 {py.version} is too old "
+            f"to install uv from PyPI (uv needs Python >= {UV_MIN_PYTHON})",
+            hint="put uv on PATH (https://docs.astral.sh/uv/getting-started/installation/), make PyPI reachable "
+                 "when planning, or --python-from system")
     elif not uv and not wheel and platform and not (py.found and py.venv_ok):
         extra = platform.uv_bootstrap
     system, fixed = _system_packages(facts, recipes, platform, minor, extra,
@@ -261,7 +253,8 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
         steps.append(planning.Step(
             "uv", f"uv {wheel.version} (one static binary)", "todo",
             (planning.Command((maker, "-c", FETCH_SCRIPT, wheel.url, wheel.sha256, uv)),), False,
-            "no uv here: it installs Python 3 builds with headers, and torch faster than pip"))
+            "no uv here: it installs Python 3 builds with headers, and torch faster than pip",
+            provides=frozenset({"uv"})))
     elif not uv:
         tool = planning.expand_home(UV_TOOL_VENV, facts)
         uv = os.path.join(tool, "bin", "uv")
@@ -269,15 +262,16 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
             "uv", f"uv (from the package index, in its own venv {tool})", "todo",
             (planning.Command((maker, "-m", "venv", tool)),
              planning.Command((os.path.join(tool, "bin", "python"), "-m", "pip", "install", "uv"))), False,
-            "no uv here, and pip may not install into an externally managed Python: uv gets a venv of its own"))
+            "no uv here, and pip may not install into an externally managed Python: uv gets a venv of its own",
+            provides=frozenset({"uv"})))
     steps.append(planning.Step(
         "python", f"Python {minor} (uv-managed) in the venv {venv}", "todo",
         (planning.Command((uv, "python", "install", minor)),
          planning.Command((uv, "venv", "--seed", "--allow-existing", "--python", minor, venv))), False,
         f"no Python {minor} on the box: a uv-managed one (python-build-standalone, headers included)",
-        creates=venv))
+        creates=venv, provides=PYTHON_NEEDS))
     after = _after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed)
-    after.host = replace(after.host, uv=uv)
+    after = replace(after, host=replace(after.host, uv=uv))
     return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "uv", after)
 
 
@@ -308,7 +302,8 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
         "python", f"Python {minor} (pyenv) and the venv {venv}", "todo",
         (planning.Command((pyenv, "install", "--skip-existing", minor)),
          planning.Command(("sh", "-c", make_venv, pyenv, minor, venv))), False,
-        f"no Python {minor} on the box: pyenv builds the newest {minor}.x (a few minutes)", creates=venv))
+        f"no Python {minor} on the box: pyenv builds the newest {minor}.x (a few minutes)", creates=venv,
+        provides=PYTHON_NEEDS))
     after = _after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed)
     return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "pyenv", after)
 
@@ -331,13 +326,13 @@ def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Opti
     step = planning.Step("python", f"conda environment {prefix}: " + " ".join(packages), "todo",
                          (planning.Command(manager.create_argv(packages, minor=minor, **values), dict(manager.env)),),
                          False, f"no Python {minor} on the box: a conda-forge one in its own environment",
-                         creates=prefix)
+                         creates=prefix, provides=PYTHON_NEEDS | (planning.WITH_CXX if cxx else frozenset()))
     exe = fill(cplat.python_executable, minor=minor, **values)
-    after = _after(facts, PythonFacts(
-        found=True, spec=minor, executable=exe, version=version, implementation="cpython", prefix=prefix,
-        base_prefix=prefix, source="conda", include_dir=fill(cplat.python_include, minor=minor, **values),
-        has_headers=True, externally_managed=False, venv_ok=True), cxx=cxx, ca=False, cxx_env=env)
-    return Provision((step,), exe, "conda", after, {}, env)
+    after = _after(facts, predicted(
+        executable=exe, version=version, prefix=prefix, base_prefix=prefix, source="conda",
+        include_dir=fill(cplat.python_include, minor=minor, **values), externally_managed=False),
+        cxx=cxx, ca=False, cxx_env=env)
+    return Provision((step,), exe, "conda", after, env)
 
 
 # ------------------------------------------------------------------------------------------------------ compiler
@@ -349,15 +344,16 @@ def gcc_major(compiler: CompilerFacts) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
-def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = None) -> Optional[CompilerFix]:
+def compiler_steps(facts: Facts, recipes: Recipes) -> Optional[CompilerFix]:
     """A compiler step where the platform's plain `packages.cxx` is not the fix: a gcc too old for Inductor's
     C++20 (the one found, or the one packages.cxx would install: RHEL 8's gcc 8, Leap 15's gcc 7) gets the
-    platform's `cxx_upgrade`; a conda Python gets conda-forge's compiler in its own environment (when `conda`,
-    the path of conda/mamba/micromamba, is known). None when the compiler works or packages.cxx is the fix."""
+    platform's `cxx_upgrade`; a conda Python gets conda-forge's compiler in its own environment (when the host
+    has conda, mamba or micromamba). None when the compiler works or packages.cxx is the fix."""
     c = facts.compiler
     if c.toolchain_ok:
         return None
     py = facts.python
+    conda = facts.host.conda
     if py.found and py.source == "conda" and conda:
         cplat = recipes.source_platform("conda", arch=facts.arch or None, system=facts.os.system or None)
         if cplat:
@@ -370,7 +366,7 @@ def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = Non
                 "compiler", f"C++ compiler in the conda environment {prefix}: " + " ".join(packages), "todo",
                 (planning.Command(manager.install_argv(packages, **values), dict(manager.env)),), False,
                 "a conda Python gets conda-forge's compiler in its own environment, as the user"
-                + (f"; then {_show(env)}" if env else ""))
+                + (f"; then {_show(env)}" if env else ""), provides=planning.WITH_CXX)
             return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
     platform = recipes.os_platform_for_facts(facts)
     if not platform or not platform.cxx_upgrade:
@@ -392,25 +388,21 @@ def compiler_steps(facts: Facts, recipes: Recipes, *, conda: Optional[str] = Non
     packages = tuple(fill(p, minor=py.minor or "", **values) for p in upgrade.packages)
     env = {k: fill(v, minor=py.minor or "", **values) for k, v in upgrade.env.items()}
     step = planning.Step("compiler", f"C++ compiler: {' '.join(packages)} ({_show(env)})", "todo",
-                         tuple(planning.install_commands(facts, manager, packages)), manager.root, why + f"; then {_show(env)}")
+                         tuple(planning.install_commands(facts, manager, packages)), manager.root,
+                         why + f"; then {_show(env)}", provides=planning.WITH_CXX | {"compiler-upgrade"})
     return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
 
-
-
-
-
-def _is(py: PythonFacts, minor: str) -> bool:
-    return py.found and py.minor == minor.rstrip("t") and py.free_threaded == minor.endswith("t")
+def _older(version: Optional[str], than: str) -> bool:
+    return bool(version) and tuple(int(x) for x in re.findall(r"\d+", version or "")[:2]) < \
+        tuple(int(x) for x in than.split("."))
 
 
 def _needs_cxx(facts: Facts, recipes: Recipes) -> bool:
     """The plain packages.cxx are wanted: no working compiler, and no compiler_steps fix instead."""
     return not facts.compiler.toolchain_ok and not compiler_steps(facts, recipes)
-
-
 
 
 def _unique(items) -> Tuple[str, ...]:
@@ -429,12 +421,6 @@ def _chain(steps: Sequence[planning.Step]) -> List[planning.Step]:
     return out
 
 
-
-
-
-
-
-
 def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform], minor: str,
                      extra: Sequence[str], why: str) -> Tuple[Optional[planning.Step], List[str]]:
     """The system packages a Python from elsewhere still needs: the compiler (unless compiler_steps fixes it),
@@ -449,13 +435,24 @@ def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform
     if not packages:
         return None, []
     return planning.Step("python-packages", "System packages: " + " ".join(packages), "todo",
-                         tuple(planning.install_commands(facts, manager, packages)), manager.root, why), needs
+                         tuple(planning.install_commands(facts, manager, packages)), manager.root, why,
+                         provides=planning.provided(needs)), needs
+
+
+def predicted(*, executable: str, version: str, prefix: str, source: str, base_prefix: Optional[str] = None,
+              include_dir: Optional[str] = None, free_threaded: bool = False, in_venv: bool = False,
+              externally_managed: bool = False) -> PythonFacts:
+    """The one constructor of an interpreter a plan provides: predicted, with headers and venv support (every
+    provider brings them), and never run while planning."""
+    return PythonFacts(found=True, predicted=True, executable=executable, version=version, implementation="cpython",
+                       free_threaded=free_threaded, prefix=prefix, base_prefix=base_prefix, in_venv=in_venv,
+                       source=source, include_dir=include_dir, has_headers=True,
+                       externally_managed=externally_managed, venv_ok=True)
 
 
 def _venv_python(minor: str, version: str, venv: str, source: str) -> PythonFacts:
-    return PythonFacts(found=True, spec=minor, executable=os.path.join(venv, "bin", "python"), version=version,
-                       implementation="cpython", free_threaded=minor.endswith("t"), prefix=venv, in_venv=True,
-                       source=source, include_dir=None, has_headers=True, externally_managed=False, venv_ok=True)
+    return predicted(executable=os.path.join(venv, "bin", "python"), version=version, prefix=venv, source=source,
+                     free_threaded=minor.endswith("t"), in_venv=True)
 
 
 def _after(facts: Facts, python: PythonFacts, cxx: bool, ca: bool, cxx_env: Optional[Dict[str, str]] = None,
@@ -470,7 +467,8 @@ def _after(facts: Facts, python: PythonFacts, cxx: bool, ca: bool, cxx_env: Opti
                            else compiler.version, toolchain_ok=True, ok=python.has_headers, error=None,
                            cc=env.get("CC", compiler.cc))
     host = replace(facts.host, ca_bundle=facts.host.ca_bundle or ca)
-    return replace(facts, python=python, compiler=compiler, host=host,
+    box = box_python(facts) if python is not facts.python else facts.host_python
+    return replace(facts, python=python, compiler=compiler, host=host, host_python=box,
                    torch=facts.torch if keep_torch else TorchFacts())
 
 

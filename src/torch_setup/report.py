@@ -9,12 +9,7 @@ import threading
 import time
 from typing import Optional, TextIO
 
-
-def mask_text(text: str) -> str:
-    """Credentials in URLs masked; the network module is imported only when something is shown."""
-    from torch_setup.indexes import mask_text as mask
-
-    return mask(text)
+from torch_setup.masking import mask_text
 
 
 class Reporter:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,11 @@ class System:
     def which(self, name: str) -> Optional[str]:
         return shutil.which(name, path=self.env.get("PATH"))
 
+    def glob(self, pattern: str) -> List[str]:
+        import glob
+
+        return glob.glob(pattern)
+
     def mtime(self, path: str) -> Optional[float]:
         try:
             return os.stat(path).st_mtime
@@ -199,6 +204,19 @@ class System:
 
     def euid(self) -> int:
         return os.geteuid() if hasattr(os, "geteuid") else -1
+
+    def platform(self) -> tuple:
+        """(platform.system(), platform.machine(), platform.libc_ver()) of this process's host."""
+        import platform
+
+        return platform.system(), platform.machine(), platform.libc_ver()
+
+    def glibc(self) -> Optional[str]:
+        """'glibc 2.41', or None (musl, macOS)."""
+        try:
+            return os.confstr("CS_GNU_LIBC_VERSION")
+        except (AttributeError, ValueError, OSError):
+            return None
 
     def same_root(self) -> Optional[bool]:
         """False inside a chroot: / is not the root of PID 1 (needs /proc and root to tell)."""
@@ -275,6 +293,8 @@ class FakeSystem(System):
     disk: Dict[str, float] = field(default_factory=dict)
     http: Dict[str, Optional[str]] = field(default_factory=dict)  # url -> error (absent: it answers)
     calls: list = field(default_factory=list)
+    machine_platform: tuple = ("Linux", "x86_64", ("glibc", "2.41"))
+    gnu_libc: Optional[str] = "glibc 2.41"
 
     @classmethod
     def from_dict(cls, data: dict) -> "FakeSystem":
@@ -318,6 +338,11 @@ class FakeSystem(System):
     def which(self, name):
         return self.programs.get(name)
 
+    def glob(self, pattern):
+        import fnmatch
+
+        return [f for f in self.files if fnmatch.fnmatchcase(f, pattern)]
+
     def mtime(self, path):
         return self.mtimes.get(path)
 
@@ -336,6 +361,12 @@ class FakeSystem(System):
 
     def euid(self):
         return self.uid
+
+    def platform(self):
+        return self.machine_platform
+
+    def glibc(self):
+        return self.gnu_libc
 
     def same_root(self):
         return self.root_same
@@ -412,6 +443,12 @@ class RecordingSystem(System):
         if path:
             self.record["programs"][name] = path
         return path
+
+    def glob(self, pattern):
+        found = super().glob(pattern)
+        for path in found:
+            self.record["files"].setdefault(path, "")
+        return found
 
     def listdir(self, path):
         names = super().listdir(path)

@@ -79,11 +79,17 @@ def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
     from torch_setup import indexes
     from torch_setup.wheel_tags import target_from
 
+    from dataclasses import replace
+
+    from torch_setup.facts.model import PythonFacts
+
+    # uv's wheels are py3-none-PLATFORM: only the platform counts, so any interpreter of the box will do.
+    py = facts.python if facts.python.found else (facts.host_python or PythonFacts(found=True, version="3.9"))
     try:
-        target, _ = target_from(facts)
+        target, _ = target_from(replace(facts, python=py))
     except Exception:
         return None
-    conf = indexes.configured(env=env)
+    conf = indexes.configured(env=env, pip_config=facts.config.pip)
     sources = [s for s in [conf.index, *conf.extra] if s] + [indexes.Source(indexes.PYPI, "index", "PyPI")]
     fetch = fetch or (lambda source: indexes.fetch(source, "uv", timeout=(3.05, 15)))
     for source in sources:
@@ -97,19 +103,3 @@ def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
         if wheel:
             return wheel
     return None
-
-
-def cached(home: str, system) -> Optional[str]:
-    """The newest uv an earlier run fetched."""
-    from packaging.version import InvalidVersion, Version
-
-    root = os.path.join(home, ".cache", "torch-setup")
-    found = []
-    for name in system.listdir(root):
-        try:
-            version = Version(name[3:]) if name.startswith("uv-") else None
-        except InvalidVersion:
-            continue
-        if version and system.exists(os.path.join(root, name, "uv")):
-            found.append((version, os.path.join(root, name, "uv")))
-    return max(found)[1] if found else None

@@ -76,17 +76,15 @@ def _tags(major: int, minor: int, ft: bool, platforms: Sequence[str]) -> FrozenS
 
 
 def target_from(facts) -> Tuple[Target, List[str]]:
-    """The Target for facts.python (or, when no interpreter was found yet, the version its spec names)."""
+    """The Target for facts.python: found, or predicted (a Python the plan provides: its version is the minor,
+    or the floor torch needs, and its micro unknown)."""
     warnings: List[str] = []
     py = facts.python
     m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", py.version or "")
     ft = bool(py.free_threaded)
     if not m:
-        m = re.match(r"^(?:python|cpython-?)?(\d+)\.(\d+)(?:\.(\d+))?(t)?$", (py.spec or "").strip().lower())
-        if not m:
-            raise UnsupportedError("the target Python's version is not known",
-                                   hint="name it with --python 3.13 (or a path to the interpreter)")
-        ft = ft or bool(m.group(4))
+        raise UnsupportedError("the target Python's version is not known",
+                               hint="name it with --python 3.13 (or a path to the interpreter)")
     major, minor = int(m.group(1)), int(m.group(2))
     micro = int(m.group(3)) if m.group(3) else None
     system = (facts.os.system or "Linux").lower()

@@ -50,7 +50,7 @@ def test_debian12_plans_a_uv_managed_python313(tmp_path, pyz):
         res = root.run(["python3", "/root/torch-setup.pyz", "plan", "--json", "--python", "3.13"], timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
         plan = json.loads(res.stdout)
-        commands = [" ".join(c) for s in plan["steps"] for c in s["commands"]]
+        commands = [" ".join(c["argv"]) for s in plan["steps"] for c in s["commands"]]
         assert any(" python install 3.13" in c for c in commands), commands
         assert any("apt-get install" in c and " g++" in c for c in commands), commands
         assert not any("python3.13-dev" in c for c in commands), commands

@@ -6,6 +6,7 @@ fact and is not looked at.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import List, Optional, Tuple
 
 from torch_setup.facts.model import AcceleratorFacts
@@ -82,12 +83,11 @@ def detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
     if smi.ok:
         driver, names, cap = parse_nvidia_smi_csv(smi.stdout)
         if driver:
-            facts = facts or AcceleratorFacts("nvidia", driver, "nvidia-smi")
-            facts.gpus, facts.compute_capability = names, cap
+            facts = replace(facts or AcceleratorFacts("nvidia", driver, "nvidia-smi"), gpus=names,
+                            compute_capability=cap)
     if facts is not None:
         ld = system.run(["/sbin/ldconfig", "-p"], timeout=20)
-        facts.libcuda = parse_ldconfig_libcuda(ld.stdout) if ld.ok else None
-        return facts
+        return replace(facts, libcuda=parse_ldconfig_libcuda(ld.stdout) if ld.ok else None)
     rocm = system.run(["rocm_agent_enumerator"], timeout=20)
     if rocm.ok and parse_rocm_agents(rocm.stdout):
         return AcceleratorFacts(kind="rocm", gfx=parse_rocm_agents(rocm.stdout), source="rocm_agent_enumerator")

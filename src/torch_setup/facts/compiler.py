@@ -70,14 +70,13 @@ def _cache_key(system: System, path: str, include_dir: Optional[str], argv) -> O
 
 def probe(system: System, system_name: str, include_dir: Optional[str], has_headers: bool) -> CompilerFacts:
     cxx = inductor_cxx(system.env, system_name)
-    facts = CompilerFacts(cxx=cxx, cc=system.env.get("CC") or system.which("gcc") or system.which("clang"))
-    facts.path = system.which(cxx)
-    if not facts.path:
-        facts.error = f"{cxx}: not found"
-        return facts
-    ver = system.run([facts.path, "--version"], timeout=30)
-    facts.family, facts.version = parse_version(ver.stdout)
-    argv = [facts.path, "-x", "c++", "-std=c++20", "-fopenmp", "-shared", "-fPIC"]
+    cc = system.env.get("CC") or system.which("gcc") or system.which("clang")
+    path = system.which(cxx)
+    if not path:
+        return CompilerFacts(cxx=cxx, cc=cc, error=f"{cxx}: not found")
+    ver = system.run([path, "--version"], timeout=30)
+    family, version = parse_version(ver.stdout)
+    argv = [path, "-x", "c++", "-std=c++20", "-fopenmp", "-shared", "-fPIC"]
     if system_name == "Darwin":
         argv[argv.index("-fopenmp")] = "-Xclang"
         argv.insert(argv.index("-Xclang") + 1, "-fopenmp")
@@ -86,8 +85,9 @@ def probe(system: System, system_name: str, include_dir: Optional[str], has_head
     argv += ["-", "-o", "/dev/null"]
     # The build takes 0.3-1 s; its answer is kept until the compiler or Python.h changes (doctor, detect and
     # a second install stay fast). Only successes are kept: a failure is retried every time.
-    key = _cache_key(system, facts.path, include_dir, argv + [ver.stdout])
-    cache_file = os.path.expanduser(CACHE)
+    key = _cache_key(system, path, include_dir, argv + [ver.stdout])
+    home = system.env.get("HOME") or "/"
+    cache_file = os.path.join(home, CACHE[2:])
     try:
         cache = json.loads(system.read_text(cache_file) or "{}")
     except ValueError:
@@ -99,10 +99,6 @@ def probe(system: System, system_name: str, include_dir: Optional[str], has_head
         ok, output = res.ok, res.output
         if ok and key:
             system.write_text(cache_file, json.dumps({"key": key}))
-    facts.toolchain_ok = ok
-    facts.ok = ok and has_headers
-    if not ok:
-        facts.error = first_error_lines(output)
-    elif not has_headers:
-        facts.error = f"Python.h: not in {include_dir}"
-    return facts
+    error = first_error_lines(output) if not ok else (None if has_headers else f"Python.h: not in {include_dir}")
+    return CompilerFacts(cxx=cxx, path=path, family=family, version=version, toolchain_ok=ok,
+                         ok=ok and has_headers, error=error, cc=cc)

@@ -1,13 +1,13 @@
 """Gather all facts through a `System`: the only place in facts/ that asks the host anything."""
 from __future__ import annotations
 
-import platform
 import threading
 from typing import Callable, Iterable, Optional, Tuple
 
-from torch_setup.facts import accelerator, compiler, host, python
-from torch_setup.facts.model import Facts, LibcFacts, PythonFacts, TorchFacts
 from torch_setup.errors import PythonNotFoundError
+from torch_setup.facts import accelerator, compiler, config, host, python
+from torch_setup.facts.model import Facts, LibcFacts, PythonFacts, TorchFacts
+from torch_setup.request import PythonRequest
 from torch_setup.system import System
 
 
@@ -15,40 +15,48 @@ class Probes:
     """The subprocesses of detection, running: the target Python's probe and the accelerator's tools (nvidia-smi
     takes ~0.1 s). Started first, they run while the caller reads the OS and the host (and imports the rest)."""
 
-    def __init__(self, system: System, spec: str, system_name: Optional[str] = None, machine: Optional[str] = None):
-        self.system_name = system_name or platform.system()
-        self.machine = machine or platform.machine()
-        self.python = _Background(python.find, system, spec)
+    def __init__(self, system: System, request: PythonRequest, system_name: Optional[str] = None,
+                 machine: Optional[str] = None):
+        self.request = request
+        self.system_name = system_name or system.platform()[0]
+        self.machine = machine or system.platform()[1]
+        self.python = _Background(python.find, system, request)
         self.accelerator = _Background(accelerator.detect, system, self.machine, self.system_name)
 
 
-def gather(system: System, spec: str = "", managers: Callable[[], Iterable[Tuple[str, str]]] = tuple,
-           system_name: Optional[str] = None, machine: Optional[str] = None,
-           with_compiler: bool = True, python_required: bool = True, probes: Optional[Probes] = None) -> Facts:
-    """Probe the host and the Python that SPEC names.
+def gather(system: System, request: PythonRequest = PythonRequest(),
+           managers: Callable[[], Iterable[Tuple[str, str]]] = tuple, system_name: Optional[str] = None,
+           machine: Optional[str] = None, with_compiler: bool = True, probes: Optional[Probes] = None) -> Facts:
+    """Probe the host and the Python the request names.
 
-    With python_required=False, a SPEC that names no interpreter gives `python.found = False` (the plan can then
-    provide one) instead of an error. managers() names the OS package managers to look for; it is called once the
-    probes run, so reading the recipes takes no time of its own.
+    A version request that no interpreter answers (`--python 3.13` on a box without 3.13) gives
+    `python.found = False, python.absent = "3.13"`, and the box's default python3 as `host_python` (a plan can
+    then provide 3.13); any other request that finds nothing raises PythonNotFoundError. managers() names the OS
+    package managers to look for; it is called once the probes run, so reading the recipes takes no time of its
+    own.
     """
-    probes = probes or Probes(system, spec, system_name, machine)
+    probes = probes or Probes(system, request, system_name, machine)
     system_name, machine = probes.system_name, probes.machine
-    facts = Facts()
-    facts.os = host.detect_os(system, system_name)
-    facts.host, facts.package_manager = host.detect_host(system, managers())
+    os_facts = host.detect_os(system, system_name)
+    host_facts, package_manager = host.detect_host(system, managers())
+    host_python = None
     try:
-        facts.python, facts.torch, facts.arch, facts.libc = probes.python.result()
+        py, torch, arch, libc = probes.python.result()
     except PythonNotFoundError:
-        if python_required:
+        if not request.is_version:
             raise
-        facts.python, facts.torch = PythonFacts(spec=spec), TorchFacts()
-        facts.arch = machine
-        name, version = python.parse_libc(_glibc(), list(platform.libc_ver()), system_name)
-        facts.libc = LibcFacts(name, version)
-    if with_compiler:
-        facts.compiler = compiler.probe(system, system_name, facts.python.include_dir, facts.python.has_headers)
-    facts.accelerator = probes.accelerator.result()
-    return facts
+        py, torch = PythonFacts(absent=request.label), TorchFacts()
+        try:
+            host_python, _, arch, libc = python.find(system, PythonRequest())
+        except PythonNotFoundError:
+            arch = machine
+            libc = LibcFacts(*python.parse_libc(system.glibc(), list(system.platform()[2]), system_name))
+    shown = py if py.found else host_python
+    cc = compiler.probe(system, system_name, shown.include_dir if shown else None,
+                        bool(shown and shown.has_headers)) if with_compiler else Facts().compiler
+    return Facts(os=os_facts, arch=arch, libc=libc, package_manager=package_manager, host=host_facts, python=py,
+                 compiler=cc, accelerator=probes.accelerator.result(), torch=torch, host_python=host_python,
+                 config=config.gather(system, host_facts.home or "/", py.prefix if py.found else None))
 
 
 class _Background(threading.Thread):
@@ -70,12 +78,3 @@ class _Background(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.value
-
-
-def _glibc() -> Optional[str]:
-    try:
-        import os
-
-        return os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, ValueError, OSError):
-        return None

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from typing import Iterable, Optional, Tuple
 
-from torch_setup import uvtool
 from torch_setup.facts.model import HostFacts, OsFacts
 from torch_setup.system import System
 
@@ -58,9 +58,7 @@ def detect_os(system: System, system_name: str) -> OsFacts:
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         text = system.read_text(path)
         if text:
-            facts = parse_os_release(text)
-            facts.system = system_name
-            return facts
+            return replace(parse_os_release(text), system=system_name)
     return OsFacts(id="unknown", system=system_name)
 
 
@@ -87,7 +85,7 @@ def parse_container(env: dict, dockerenv: bool, containerenv: bool, cgroup: Opti
 
 def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
     uid = system.euid()
-    home = system.env.get("HOME") or os.path.expanduser("~")  # one home for the uv cache and the venv
+    home = system.env.get("HOME") or "/"  # one home for the uv cache and the venv (HOME unset: as Python's own)
     is_root = uid == 0
     sudo = False
     if not is_root and system.which("sudo"):
@@ -104,8 +102,26 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         sudo=sudo,
         container=container,
         chroot=same is False,
-        uv=system.which("uv") or uvtool.cached(home, system),
+        uv=system.which("uv") or cached_uv(home, system),
         apt_lists_age_s=(system.now() - lists) if (lists is not None and pm == "apt") else None,
         ca_bundle=any(system.exists(p) for p in CA_BUNDLES),
         home=home,
+        conda=system.which("conda") or system.which("mamba") or system.which("micromamba"),
+        pyenv=system.which("pyenv"),
     ), pm
+
+
+def cached_uv(home: str, system) -> Optional[str]:
+    """The newest uv an earlier run fetched (under ~/.cache/torch-setup/uv-VERSION/)."""
+    from packaging.version import InvalidVersion, Version
+
+    root = os.path.join(home, ".cache", "torch-setup")
+    found = []
+    for name in system.listdir(root):
+        try:
+            version = Version(name[3:]) if name.startswith("uv-") else None
+        except InvalidVersion:
+            continue
+        if version and system.exists(os.path.join(root, name, "uv")):
+            found.append((version, os.path.join(root, name, "uv")))
+    return max(found)[1] if found else None

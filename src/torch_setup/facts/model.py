@@ -1,7 +1,9 @@
-"""The facts about a host and a target Python, as plain dataclasses that round-trip through JSON.
+"""The facts about a host and a target Python: frozen dataclasses that round-trip through JSON.
 
 `detect --json` prints `Facts.to_dict()`; `plan --facts FILE` reads it back with `Facts.from_dict`, so a plan can
-be made for another host without probing this one.
+be made for another host without probing this one. Facts say what a host *is*: nothing rewrites them after
+gathering. An interpreter that a plan will provide is a `PythonFacts` with `predicted=True`: it does not exist yet,
+and no code runs it or reads files under it.
 """
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from typing import Any, Dict, List, Optional
 
 from torch_setup.errors import FactsError
 
-SCHEMA = 1
+SCHEMA = 2  # 2: python.spec removed; python.absent, python.predicted, host_python, config added
 
 
-@dataclass
+@dataclass(frozen=True)
 class OsFacts:
     id: str = ""  # distro id: debian, ubuntu, fedora, rhel, darwin, ...
     version: str = ""  # "13", "24.04"; "" on rolling releases and Debian testing
@@ -25,13 +27,13 @@ class OsFacts:
     system: str = "Linux"  # platform.system()
 
 
-@dataclass
+@dataclass(frozen=True)
 class LibcFacts:
     name: Optional[str] = None  # glibc, musl, or None (macOS)
     version: Optional[str] = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class HostFacts:
     is_root: bool = False
     sudo: bool = False  # passwordless sudo works
@@ -41,12 +43,15 @@ class HostFacts:
     apt_lists_age_s: Optional[float] = None  # age of apt's package lists; None: none
     ca_bundle: bool = True  # a system CA bundle exists (pip in a distro venv uses it)
     home: Optional[str] = None  # $HOME: where ~/.venvs/torch and the uv cache go
+    conda: Optional[str] = None  # conda, mamba or micromamba on PATH (--python-from conda, a conda env's compiler)
+    pyenv: Optional[str] = None  # pyenv on PATH
 
 
-@dataclass
+@dataclass(frozen=True)
 class PythonFacts:
     found: bool = False
-    spec: str = ""  # what was asked for: a version, a path, or "" for the default
+    absent: str = ""  # not found: the version detect looked for ("3.13"), which this host lacks
+    predicted: bool = False  # an interpreter a plan provides: it does not exist yet
     executable: Optional[str] = None
     version: Optional[str] = None  # "3.13.5"
     implementation: Optional[str] = None
@@ -70,7 +75,7 @@ class PythonFacts:
         return ".".join(self.version.split(".")[:2])
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompilerFacts:
     cxx: str = "g++"  # what Inductor will run: $CXX, else g++ (clang++ on macOS)
     path: Optional[str] = None
@@ -82,7 +87,7 @@ class CompilerFacts:
     cc: Optional[str] = None  # the C compiler Triton will use ($CC, gcc, clang)
 
 
-@dataclass
+@dataclass(frozen=True)
 class AcceleratorFacts:
     kind: str = "none"  # nvidia, rocm, mps, none
     driver_version: Optional[str] = None
@@ -93,7 +98,7 @@ class AcceleratorFacts:
     libcuda: Optional[bool] = None  # libcuda.so listed by ldconfig -p (NVIDIA only)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TorchFacts:
     version: Optional[str] = None
     cuda: Optional[str] = None  # CUDA version the build targets, None for CPU builds
@@ -102,7 +107,16 @@ class TorchFacts:
     triton: Optional[str] = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class ConfigFacts:
+    """The host's own configuration that the plan reads: pip's (`section.key='value'` lines, as `pip config
+    list` prints them, read from its configuration files) and the environment variables that steer pip, uv and
+    torch-setup (PIP_*, UV_*, TORCH_SETUP_*, the CA variables). Credentials are masked when printed."""
+    pip: str = ""
+    env: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Facts:
     os: OsFacts = field(default_factory=OsFacts)
     arch: str = ""
@@ -113,13 +127,28 @@ class Facts:
     compiler: CompilerFacts = field(default_factory=CompilerFacts)
     accelerator: AcceleratorFacts = field(default_factory=AcceleratorFacts)
     torch: TorchFacts = field(default_factory=TorchFacts)
+    host_python: Optional[PythonFacts] = None  # the target absent: the box's python3 (bootstrap scripts, source)
+    config: ConfigFacts = field(default_factory=ConfigFacts)
     schema: int = SCHEMA
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+    def to_dict(self, masked: bool = True) -> Dict[str, Any]:
+        """As JSON; `masked`: credentials in the configuration shown as ***, as in every other output."""
+        data = dataclasses.asdict(self)
+        if masked:
+            from torch_setup.masking import mask_text
+
+            data["config"] = {"pip": mask_text(self.config.pip),
+                              "env": {k: mask_text(v) for k, v in self.config.env.items()}}
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> "Facts":
+        if isinstance(data, dict) and data.get("schema", 1) == 1:  # schema 1 carried the request in python.spec
+            data = dict(data, schema=SCHEMA, python={k: v for k, v in (data.get("python") or {}).items()
+                                                     if k != "spec"})
+        if isinstance(data, dict) and data.get("schema") != SCHEMA:
+            raise FactsError(f"facts: schema {data.get('schema')!r} is not one this torch-setup reads "
+                             f"(1 or {SCHEMA})", hint="run `torch-setup detect --json` with this version")
         return _load(cls, data, "facts")
 
 
@@ -146,6 +175,11 @@ def _value(hint, value, where):
         return _value(next(a for a in args if a is not type(None)), value, where)
     if dataclasses.is_dataclass(hint):
         return _load(hint, value, where)
+    if origin in (dict, Dict):
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in value.items()):
+            raise FactsError(f"{where}: expected an object of strings")
+        return dict(value)
     if origin in (list, List):
         if not isinstance(value, list):
             raise FactsError(f"{where}: expected a list")

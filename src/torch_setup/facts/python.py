@@ -1,6 +1,7 @@
 """The target Python: find it from a SPEC, probe it in a subprocess, parse what the probe printed."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pkgutil
@@ -9,50 +10,11 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from torch_setup.errors import FactsError, PythonNotFoundError
 from torch_setup.facts.model import LibcFacts, PythonFacts, TorchFacts
+from torch_setup.request import PythonRequest
 from torch_setup.system import System
 
 # Sent with -c: the package may live inside a zipapp, where the script is no file a subprocess can open.
 PROBE = pkgutil.get_data("torch_setup.facts", "probe_python.py").decode()
-VERSION_SPEC = re.compile(r"^3\.(\d+)(t?)$")
-
-
-def candidates(spec: str, env: Mapping[str, str]) -> List[str]:
-    """Executables to try for SPEC, best first. A path is taken as is; a version is searched for."""
-    home = env.get("HOME", "~")
-    if not spec:
-        out = []
-        for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
-            if env.get(var):
-                out.append(os.path.join(env[var], "bin", "python"))
-        return out + ["python3"]
-    if os.sep in spec or spec.startswith("."):
-        return [spec]
-    m = VERSION_SPEC.match(spec)
-    if not m:
-        return [spec]  # a command name such as python3.13
-    name = f"python{spec}"
-    out = []
-    for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
-        if env.get(var):
-            out.append(os.path.join(env[var], "bin", "python"))
-    out += [name, "python3"]
-    pyenv_root = env.get("PYENV_ROOT") or os.path.join(home, ".pyenv")
-    out.append(os.path.join(pyenv_root, "versions", f"{spec}*", "bin", name))
-    uv_dir = env.get("UV_PYTHON_INSTALL_DIR") or os.path.join(
-        env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "uv", "python"
-    )
-    out.append(os.path.join(uv_dir, f"cpython-{spec}.*", "bin", name))
-    return out
-
-
-def wants(spec: str, version: Optional[str], free_threaded: bool) -> bool:
-    """Does an interpreter of this version answer SPEC? Paths and names answer themselves."""
-    m = VERSION_SPEC.match(spec or "")
-    if not m:
-        return True
-    return bool(version) and version.split(".")[:2] == ["3", m.group(1)] and free_threaded == bool(m.group(2))
-
-
 def parse_probe(text: str, env: Mapping[str, str]) -> Tuple[PythonFacts, TorchFacts, str, LibcFacts]:
     """Parse the probe's JSON into (python, torch, arch, libc) facts."""
     try:
@@ -65,7 +27,7 @@ def parse_probe(text: str, env: Mapping[str, str]) -> Tuple[PythonFacts, TorchFa
     prefix, base = raw["prefix"], raw["base_prefix"]
     cfg = parse_pyvenv_cfg(raw.get("pyvenv_cfg") or "")
     in_venv = prefix != base or bool(cfg)
-    py = PythonFacts(
+    return _with_source(PythonFacts(
         found=True,
         executable=raw["executable"],
         version=raw["version"],
@@ -81,10 +43,13 @@ def parse_probe(text: str, env: Mapping[str, str]) -> Tuple[PythonFacts, TorchFa
         externally_managed=bool(em_text) and not in_venv,
         venv_ok=bool(raw.get("ensurepip")),
         user_site=raw.get("user_site"),
-    )
-    py.source = python_source(raw, env, em_text)
+    ), raw, env, em_text)
+
+
+def _with_source(py: PythonFacts, raw: dict, env: Mapping[str, str], em_text: Optional[str]):
     torch = parse_torch(raw.get("torch"), py.user_site)
     libc_name, libc_version = parse_libc(raw.get("gnu_libc_version"), raw.get("libc") or ["", ""], raw.get("system"))
+    py = dataclasses.replace(py, source=python_source(raw, env, em_text))
     return py, torch, raw.get("machine", ""), LibcFacts(libc_name, libc_version)
 
 
@@ -151,22 +116,21 @@ def parse_libc(gnu: Optional[str], libc_ver: List[str], system: Optional[str]) -
     return None, None
 
 
-def find(system: System, spec: str) -> Tuple[PythonFacts, TorchFacts, str, LibcFacts]:
-    """Probe the first candidate for SPEC that runs and matches; PythonNotFoundError if none does."""
+def find(system: System, request: PythonRequest) -> Tuple[PythonFacts, TorchFacts, str, LibcFacts]:
+    """Probe the first candidate for the request that runs and matches; PythonNotFoundError if none does."""
     tried = []
-    for cand in candidates(spec, system.env):
+    for cand in request.candidates(system.env):
         for exe in _expand(system, cand):
             res = system.run([exe, "-c", PROBE], timeout=60)
             if not res.ok:
                 tried.append(f"{exe}: {(res.stderr or res.stdout).strip().splitlines()[-1:] or ['rc ' + str(res.rc)]}")
                 continue
             py, torch, arch, libc = parse_probe(res.stdout, system.env)
-            if wants(spec, py.version, py.free_threaded):
-                py.spec = spec
+            if request.accepts(py.version, py.free_threaded):
                 return py, torch, arch, libc
             tried.append(f"{exe}: is Python {py.version}{'t' if py.free_threaded else ''}")
     raise PythonNotFoundError(
-        f"no Python interpreter matches --python {spec or '(default)'}",
+        f"no Python interpreter matches --python {request.label}",
         hint="give a version such as 3.13, or the path of an interpreter",
         details="\n".join(tried),
     )
@@ -174,9 +138,7 @@ def find(system: System, spec: str) -> Tuple[PythonFacts, TorchFacts, str, LibcF
 
 def _expand(system: System, cand: str) -> List[str]:
     if "*" in cand:
-        import glob
-
-        return sorted(glob.glob(cand), reverse=True)
+        return sorted(system.glob(cand), reverse=True)
     if os.sep in cand:
         return [cand] if system.exists(cand) else []
     path = system.which(cand)

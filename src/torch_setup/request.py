@@ -1,0 +1,93 @@
+"""What the user asked for, parsed once by the CLI: the target Python, where a missing one comes from, the venv,
+and which torch. Facts never carry it; every planning function receives it."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Tuple
+
+from torch_setup.errors import UnsupportedError
+
+DEFAULT_VENV = "~/.venvs/torch"
+PROVIDERS = ("system", "uv", "pyenv", "conda")
+_VERSION = re.compile(r"^3\.(\d+)(t?)$")  # the one pattern for `--python X.Y[t]`
+
+
+@dataclass(frozen=True)
+class PythonRequest:
+    """`--python`: "" (the active venv or conda env, else python3), a version "3.13"/"3.13t", or a path or
+    command name (taken as it is)."""
+    text: str = ""
+    minor: Optional[str] = None  # "3.13" for a version request
+    free_threaded: bool = False
+
+    @classmethod
+    def parse(cls, text: Optional[str]) -> "PythonRequest":
+        text = (text or "").strip()
+        m = _VERSION.match(text)
+        if m:
+            return cls(text, f"3.{m.group(1)}", bool(m.group(2)))
+        return cls(text)  # a path, or a command name such as python3.13 (or 2.7: none answers to it)
+
+    @property
+    def is_version(self) -> bool:
+        return self.minor is not None
+
+    @property
+    def label(self) -> str:
+        """'3.13t': how package and binary names spell a version request; the text for a path."""
+        return f"{self.minor}{'t' if self.free_threaded else ''}" if self.minor else (self.text or "(default)")
+
+    def accepts(self, version: Optional[str], free_threaded: bool) -> bool:
+        """Does an interpreter of this version answer the request? Paths and names answer themselves."""
+        if not self.minor:
+            return True
+        return bool(version) and version.split(".")[:2] == self.minor.split(".") and \
+            free_threaded == self.free_threaded
+
+    def candidates(self, env: Mapping[str, str]) -> List[str]:
+        """Executables to try, best first; `*` patterns are globbed (pyenv's and uv's install folders)."""
+        active = [os.path.join(env[v], "bin", "python") for v in ("VIRTUAL_ENV", "CONDA_PREFIX") if env.get(v)]
+        if not self.text:
+            return active + ["python3"]
+        if not self.minor:
+            return [self.text]
+        label, name = self.label, f"python{self.label}"
+        home = env.get("HOME", "~")
+        pyenv_root = env.get("PYENV_ROOT") or os.path.join(home, ".pyenv")
+        uv_dir = env.get("UV_PYTHON_INSTALL_DIR") or os.path.join(
+            env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "uv", "python")
+        return active + [name, "python3",
+                         os.path.join(pyenv_root, "versions", f"{label}*", "bin", name),
+                         os.path.join(uv_dir, f"cpython-{label}.*", "bin", name)]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One command's request. Defaults are what a bare `torch-setup install` asks for."""
+    python: PythonRequest = PythonRequest()
+    provider: Optional[str] = None  # --python-from: where a missing --python X.Y comes from
+    venv: str = DEFAULT_VENV  # where a venv goes when the target may not be written to
+    venv_given: bool = False  # --venv was passed: a venv even for a Python that could be written to
+    torch: str = ""  # a version range such as ">=2.6,<2.15"; "" for the newest the Python supports
+    break_system_packages: bool = False
+    backend: str = ""  # "" = $TORCH_SETUP_TORCH_BACKEND of the planned host, else auto
+    with_: Tuple[str, ...] = ()  # companions: torchvision, torchaudio
+    index_url: Optional[str] = None
+    find_links: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.provider is not None and self.provider not in PROVIDERS:
+            raise UnsupportedError(f"--python-from {self.provider}: unknown provider",
+                                   hint="one of " + ", ".join(PROVIDERS))
+
+    @classmethod
+    def parse(cls, *, python: Optional[str] = "", provider: Optional[str] = None, venv: Optional[str] = None,
+              torch: str = "", break_system_packages: bool = False, backend: str = "", with_: str = "",
+              index_url: Optional[str] = None, find_links=()) -> "Request":
+        """From the CLI's option values."""
+        return cls(python=PythonRequest.parse(python), provider=provider, venv=venv or DEFAULT_VENV,
+                   venv_given=venv is not None, torch=torch or "", break_system_packages=break_system_packages,
+                   backend=backend or "", with_=tuple(w.strip() for w in (with_ or "").split(",") if w.strip()),
+                   index_url=index_url, find_links=tuple(find_links or ()))
