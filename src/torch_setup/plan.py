@@ -158,7 +158,7 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
             packages += platform.packages_for(need, minor, **template_values(facts))
     packages = list(dict.fromkeys(packages))
     what = {"headers": f"Python {minor} headers", "venv": "venv support", "cxx": "a C++ compiler with OpenMP",
-            "ca": "CA certificates"}
+            "ca": "CA certificates", "openssl": "openssl (Inductor checksums its precompiled header with it)"}
     title = "System packages: " + (" ".join(packages) if packages else "nothing missing")
     if not packages:
         return Step("system-packages", title, "done", (), manager.root, "headers, compiler and venv support present")
@@ -201,6 +201,9 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         needs.append("cxx")
     if not facts.host.ca_bundle:
         needs.append("ca")
+    kept_or_chosen = facts.torch.version if keep_torch else (choice.version if choice else None)  # None: newest
+    if not facts.host.openssl and recipes.torch_runs("openssl", kept_or_chosen):
+        needs.append("openssl")
     notes: List[str] = []
     headers_from_system = py.source == "system"
     if "headers" in needs and not headers_from_system:
@@ -215,11 +218,13 @@ def make_plan(facts: Facts, recipes: Recipes, options: Options = Options(), choi
         )
 
     steps: List[Step] = []
-    # CA certificates are the box's, whatever the Python's source: they come from the OS's own recipe.
+    # CA certificates and openssl (a program on PATH) are the box's, whatever the Python's source: they come
+    # from the OS's own recipe.
     os_platform = recipes.os_platform_for_facts(facts)
-    if os_platform and platform is not os_platform and "ca" in needs:
-        needs.remove("ca")
-        steps.append(_package_step(facts, recipes, os_platform, ["ca"]))
+    box_needs = [n for n in ("ca", "openssl") if n in needs]
+    if os_platform and platform is not os_platform and box_needs:
+        needs = [n for n in needs if n not in box_needs]
+        steps.append(_package_step(facts, recipes, os_platform, box_needs))
         env_step = _package_step(facts, recipes, platform, needs)
         if env_step and env_step.status == "todo":  # a conda env's own packages
             steps.append(replace(env_step, id="env-packages", title=env_step.title.replace("System", "Env")))

@@ -108,4 +108,5 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         apt_lists_age_s=(system.now() - lists) if (lists is not None and pm == "apt") else None,
         ca_bundle=any(system.exists(p) for p in CA_BUNDLES),
         home=home,
+        openssl=system.which("openssl"),
     ), pm

@@ -41,6 +41,7 @@ class HostFacts:
     apt_lists_age_s: Optional[float] = None  # age of apt's package lists; None: none
     ca_bundle: bool = True  # a system CA bundle exists (pip in a distro venv uses it)
     home: Optional[str] = None  # $HOME: where ~/.venvs/torch and the uv cache go
+    openssl: Optional[str] = None  # path of the openssl program on PATH (Inductor >= 2.8 runs it)
 
 
 @dataclass
