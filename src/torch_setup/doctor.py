@@ -108,6 +108,7 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      "system CA bundle present" if facts.host.ca_bundle else
                      "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",
                      *(pkg if not facts.host.ca_bundle else (None, ()))))
+    out.append(_openssl_check(facts, recipes, plan, pkg))
     venv_step = _step(plan, "venv")
     # `uv venv ...` needs no ensurepip; `python -m venv ...` does
     venv_by_uv = any(s.id == "venv" and s.status == "todo" and s.commands[0].argv[1] == "venv"
@@ -145,6 +146,20 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                                                                 else "no Inductor cache yet"),
                      advice=f"rm -rf {extras.cache_dir}" if stale else ""))
     return out
+
+
+def _openssl_check(facts: Facts, recipes: Recipes, plan: Optional[Plan], pkg) -> Check:
+    """Inductor (torch >= 2.8) checksums its precompiled header with the `openssl` program, found on PATH."""
+    kept = torch_usable(facts, recipes)
+    version = facts.torch.version if kept else ((plan.torch or {}).get("version") if plan else None)
+    if facts.host.openssl:
+        return Check("openssl", OK, f"openssl at {facts.host.openssl}")
+    if not recipes.torch_runs("openssl", version):
+        return Check("openssl", NA, f"torch {version} does not run openssl")
+    what = f"torch {version}" if version else "the newest torch"
+    return Check("openssl", PROBLEM, f"no openssl on PATH: {what} checksums its precompiled header with it, and "
+                 "torch.compile fails with \"No such file or directory: 'openssl'\"", *pkg,
+                 advice="" if pkg[0] else "install the openssl program (or put it on PATH)")
 
 
 def _cuda_check(cuda: Optional[str], acc) -> Check:
