@@ -29,7 +29,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 CATALOGUE = "data/causes.toml"  # package data, read with pkgutil (it also reads inside the zipapp)
-NEEDS = ("headers", "cxx", "venv", "ca", "c-compiler", "openmp", "torch", "compiler-upgrade")
+NEEDS = ("headers", "cxx", "venv", "ca", "openssl", "c-compiler", "openmp", "torch", "compiler-upgrade")
 UNKNOWN = "unknown"
 CONTEXT_BONUS = 5.0  # a context regex seen anywhere in the log
 WEAK_PENALTY = 10.0  # a `weak` match is worth less than a real signature
@@ -351,7 +351,7 @@ def diagnose(text: str, catalogue: Optional[Sequence[Signature]] = None) -> List
 
 # Which plan step provides what a cause needs (plan.py step ids).
 STEP_FOR_NEED = {"headers": "system-packages", "cxx": "system-packages", "venv": "system-packages",
-                 "ca": "system-packages", "c-compiler": "system-packages", "openmp": "system-packages",
+                 "ca": "system-packages", "openssl": "system-packages", "c-compiler": "system-packages", "openmp": "system-packages",
                  "torch": "torch", "compiler-upgrade": "compiler"}
 
 
