@@ -110,7 +110,7 @@ def test_plan_facts_json():
         assert {"id", "title", "status", "commands", "root"} <= set(step)
     assert data["steps"][0]["commands"] == [{"argv": [
         "apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
-        "python3.13-dev", "python3.13-venv", "g++", "ca-certificates"],
+        "python3.13-dev", "python3.13-venv", "g++", "ca-certificates", "openssl"],
         "env": {"DEBIAN_FRONTEND": "noninteractive"}}]  # who runs the JSON argv (Ansible) gets the environment too
     assert data["steps"][0]["root"] is True
     assert data["steps"][1]["commands"] == [{"argv": ["/usr/bin/python3", "-m", "venv", VENV], "env": {}}]
@@ -130,7 +130,7 @@ def test_plan_reads_what_detect_printed(tmp_path):
 def test_plan_text():
     result = invoke("plan", "--facts", MINBASE, "--venv", VENV)
     assert result.exit_code == 0, result.output
-    assert "1. [todo] System packages: python3.13-dev python3.13-venv g++ ca-certificates  (root)" in result.output
+    assert "1. [todo] System packages: python3.13-dev python3.13-venv g++ ca-certificates openssl  (root)" in result.output
     assert f"$ /usr/bin/python3 -m venv {VENV}" in result.output
     assert f"torch.compile will run in: {VENV}/bin/python" in result.output
 

@@ -71,7 +71,8 @@ def no_traceback(result):
 
 
 LOGS_WITH_A_STEP = ["missing-python-headers--vllm-logger.log", "no-cxx-compiler--debian-chroot-no-gxx.log",
-                    "no-venv-module--debian-chroot.log", "missing-python-headers--german.log"]
+                    "no-venv-module--debian-chroot.log", "missing-python-headers--german.log",
+                    "no-openssl--inductor-2.15-debian13.log"]
 LOGS_WITH_ADVICE = ["libcuda-not-found--colab.log", "duplicate-openmp--macos-wheel.log",
                     "gpu-too-old--p100.log", "inductor-cache--stale-cuda-utils.log"]
 

@@ -30,8 +30,8 @@ from torch_setup.uvtool import UvWheel
 
 VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
-FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "venv")
-CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "ca", "venv", "torch", "torch-cuda", "disk",
+FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
+CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "ca", "openssl", "venv", "torch", "torch-cuda", "disk",
              "index", "inductor-cache"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
@@ -92,7 +92,7 @@ def test_minbase_lists_each_problem_with_the_step_that_fixes_it(builtin_recipes)
     results, plan = run_checks(facts, builtin_recipes)
     assert doctor.blocking(results.values())
     problems = {i for i, c in results.items() if c.status == doctor.PROBLEM}
-    assert problems == {"headers", "cxx", "ca", "venv", "torch"}
+    assert problems == {"headers", "cxx", "ca", "openssl", "venv", "torch"}
     apt = displayed(plan, "system-packages")
     assert any("python3.13-dev" in c and "g++" in c for c in apt)
     for check in FIXED_BY_PACKAGES:
@@ -116,7 +116,8 @@ def test_minbase_without_a_venv_in_the_plan_has_no_venv_problem(builtin_recipes)
     assert results["venv"].status == doctor.NA and results["venv"].fix is None
     assert "--break-system-packages" in results["torch"].commands[0]
     assert "python3.13-venv" not in " ".join(displayed(plan, "system-packages"))
-    assert {i for i, c in results.items() if c.status == doctor.PROBLEM} == {"headers", "cxx", "ca", "torch"}
+    assert {i for i, c in results.items() if c.status == doctor.PROBLEM} == {"headers", "cxx", "ca", "openssl",
+                                                                             "torch"}
 
 
 @pytest.mark.parametrize("how", ["uv on PATH", "uv wheel"])
@@ -141,10 +142,41 @@ def test_installed_venv_has_no_problem(builtin_recipes):
     assert not plan.todo
     assert not doctor.blocking(results.values())
     assert {c.status for c in results.values()} <= {doctor.OK, doctor.NA}
-    for check in ("python", "headers", "cxx", "ca", "venv", "torch"):
+    for check in ("python", "headers", "cxx", "ca", "openssl", "venv", "torch"):
         assert results[check].status == doctor.OK, results[check]
     assert all(c.fix is None and c.commands == () for c in results.values())
     assert facts.torch.version in results["torch"].message
+
+
+def test_openssl_missing_is_a_problem_for_a_torch_that_runs_it(builtin_recipes):
+    # the installed trixie venv (torch 2.15.0), its openssl gone: the user's torch.compile fails there
+    facts = facts_with("debian13-installed-venv", **{"host.openssl": None})
+    plan = make_plan(facts, builtin_recipes, Request(venv="/root/.venvs/torch"))
+    results, _ = run_checks(facts, builtin_recipes, plan=plan)
+    c = results["openssl"]
+    assert c.status == doctor.PROBLEM and "torch 2.15.0+cu132" in c.message and "'openssl'" in c.message
+    assert (c.fix, c.commands) == ("system-packages", displayed(plan, "system-packages"))
+    assert c.commands[-1].endswith(" openssl")
+    assert doctor.blocking(results.values())
+
+
+def test_openssl_does_not_apply_to_a_torch_before_2_8(builtin_recipes):
+    facts = facts_with("debian13-installed-venv", **{"host.openssl": None, "torch.version": "2.7.1+cpu"})
+    results, _ = run_checks(facts, builtin_recipes, plan=make_plan(facts, builtin_recipes, Request(venv="/root/.venvs/torch")))
+    assert results["openssl"].status == doctor.NA and "2.7.1" in results["openssl"].message
+    assert not doctor.blocking(results.values())
+
+
+def test_openssl_found_is_ok(builtin_recipes):
+    results, _ = run_checks(host_facts("debian13-installed-venv"), builtin_recipes)
+    assert (results["openssl"].status, results["openssl"].message) == (doctor.OK, "openssl at /usr/bin/openssl")
+
+
+def test_openssl_without_a_plan_gets_advice(builtin_recipes):
+    facts = facts_with("debian13-minbase")
+    results, _ = run_checks(facts, builtin_recipes, plan=None)
+    c = results["openssl"]
+    assert c.status == doctor.PROBLEM and "the newest torch" in c.message and c.fix is None and "openssl" in c.advice
 
 
 def test_no_plan_the_python_check_carries_the_planning_error(builtin_recipes):

@@ -57,7 +57,7 @@ def test_required_ids_are_in_the_catalogue():
         "compiler-too-old", "unsupported-compiler-flags", "compiler-crash", "broken-toolchain",
         "libcuda-not-found", "missing-cuda-headers", "ptxas-too-old", "gpu-too-old", "triton-missing",
         "python-unsupported", "platform-unsupported", "inductor-cache", "no-venv-module", "externally-managed",
-        "no-torch-wheel", "cert-verify-failed",
+        "no-torch-wheel", "cert-verify-failed", "no-openssl",
     }
     assert required <= {s.id for s in load_catalogue()}
 
@@ -94,6 +94,14 @@ def test_specific_cause_wins_over_the_consequence():
     # pip behind a proxy: the certificate failure comes first, "No matching distribution" is its effect
     text, _ = read_log(LOGS / "cert-verify-failed--pip-proxy.log")
     assert [c.id for c in diagnose(text)][:2] == ["cert-verify-failed", "no-torch-wheel"]
+
+
+def test_a_missing_openssl_is_not_taken_for_a_missing_compiler():
+    # the FileNotFoundError of Inductor's `openssl sha512` looks like the compiler's; it is not a compiler cause
+    text, _ = read_log(LOGS / "no-openssl--inductor-2.15-debian13.log")
+    causes = diagnose(text)
+    assert [c.id for c in causes] == ["no-openssl"] and causes[0].needs == ("openssl",)
+    assert not [c.id for c in diagnose(text.replace("'openssl'", "'g++'")) if c.id == "no-openssl"]
 
 
 def test_weak_patterns_need_context():

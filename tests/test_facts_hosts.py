@@ -54,6 +54,7 @@ def test_debian13_minbase():
     assert py.venv_ok is False  # python3.13-venv (ensurepip) is not in minbase
     assert (f.compiler.path, f.compiler.ok, f.compiler.error) == (None, False, "g++: not found")
     assert f.host.is_root and not f.host.ca_bundle  # minbase has no ca-certificates
+    assert f.host.openssl is None  # ... and no openssl program
     assert f.torch.version is None and f.accelerator.kind == "none"
 
 
@@ -64,7 +65,7 @@ def test_debian13_installed_venv():
     assert (py.base_executable, py.source, py.has_headers) == ("/usr/bin/python3", "system", True)
     assert (f.torch.version, f.torch.cuda, f.torch.triton) == ("2.15.0+cu132", "13.2", "3.9.0")
     assert (f.compiler.version, f.compiler.ok, f.compiler.toolchain_ok) == ("14.2.0", True, True)
-    assert f.host.ca_bundle
+    assert f.host.ca_bundle and f.host.openssl == "/usr/bin/openssl"  # ca-certificates depends on openssl
 
 
 def test_debian13_installed_system():

@@ -40,7 +40,7 @@ def test_minbase_as_root(builtin_recipes):
     plan = make_plan(host_facts("debian13-minbase"), builtin_recipes, OPTS)
     assert steps(plan) == [
         ("system-packages", "todo",
-         [APT_INSTALL + ["python3.13-dev", "python3.13-venv", "g++", "ca-certificates"]], True),
+         [APT_INSTALL + ["python3.13-dev", "python3.13-venv", "g++", "ca-certificates", "openssl"]], True),
         ("venv", "todo", [["/usr/bin/python3", "-m", "venv", VENV]], False),
         ("torch", "todo", [[VENV + "/bin/python", "-m", "pip", "install", "torch>=2.6"]], False),
     ]
@@ -53,7 +53,7 @@ def test_minbase_as_root(builtin_recipes):
 def test_minbase_refreshes_apt_lists_only_when_old_or_missing(builtin_recipes, age, refresh):
     plan = make_plan(facts_with("debian13-minbase", **{"host.apt_lists_age_s": age}), builtin_recipes, OPTS)
     want = ([APT_UPDATE] if refresh else []) + [
-        APT_INSTALL + ["python3.13-dev", "python3.13-venv", "g++", "ca-certificates"]]
+        APT_INSTALL + ["python3.13-dev", "python3.13-venv", "g++", "ca-certificates", "openssl"]]
     assert [list(c.argv) for c in plan.steps[0].commands] == want
     assert all(c.env == APT_ENV for c in plan.steps[0].commands)
 
@@ -64,7 +64,7 @@ def test_minbase_as_a_user_with_sudo(builtin_recipes):
     sudo = ["sudo", "env", "DEBIAN_FRONTEND=noninteractive"]
     assert steps(plan)[0] == ("system-packages", "todo", [
         sudo + APT_UPDATE,
-        sudo + APT_INSTALL + ["python3.13-dev", "python3.13-venv", "g++", "ca-certificates"],
+        sudo + APT_INSTALL + ["python3.13-dev", "python3.13-venv", "g++", "ca-certificates", "openssl"],
     ], True)
     assert all(c.env == {} for c in plan.steps[0].commands)  # sudo resets the environment: it is on the line
     # the venv and torch need no root
@@ -78,7 +78,38 @@ def test_minbase_as_a_user_without_sudo_keeps_plain_commands(builtin_recipes):
     cmd = plan.steps[0].commands[0]
     assert cmd.argv[0] == "apt-get" and cmd.env == APT_ENV
     assert cmd.display() == ("DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -o "
-                             "DPkg::Lock::Timeout=600 python3.13-dev python3.13-venv g++ ca-certificates")
+                             "DPkg::Lock::Timeout=600 python3.13-dev python3.13-venv g++ ca-certificates openssl")
+
+
+def test_openssl_is_planned_explicitly_not_left_to_ca_certificates(builtin_recipes):
+    # minbase has neither; a box that has CA certificates (which bring openssl on Debian) but no openssl program
+    # still gets it: Inductor runs it, not the CA bundle
+    facts = facts_with("debian13-minbase", **{"host.ca_bundle": True})
+    plan = make_plan(facts, builtin_recipes, OPTS)
+    assert plan.steps[0].commands[-1].argv[-1] == "openssl" and "ca-certificates" not in plan.steps[0].commands[-1].argv
+    assert "openssl (Inductor checksums its precompiled header with it)" in plan.steps[0].why
+
+
+@pytest.mark.parametrize("torch_version,needed", [("2.15.0+cu132", True), ("2.8.0", True), ("2.7.1+cpu", False),
+                                                  ("2.6.0", False)])
+def test_openssl_only_for_a_torch_that_runs_it(builtin_recipes, torch_version, needed):
+    """A kept torch decides (recipes/torch.toml [[program]]: openssl from 2.8)."""
+    facts = facts_with("debian13-installed-venv", **{"host.openssl": None, "torch.version": torch_version})
+    plan = make_plan(facts, builtin_recipes, Request(venv="/root/.venvs/torch"))
+    pkg = plan.steps[0]
+    assert pkg.id == "system-packages"
+    assert (pkg.status, [list(c.argv)[-1] for c in pkg.commands]) == (("todo", ["openssl"]) if needed else ("done", []))
+
+
+def test_openssl_for_the_torch_chosen_or_the_newest(builtin_recipes):
+    from types import SimpleNamespace
+
+    facts = facts_with("debian13-installed-system", **{"host.openssl": None})
+    newest = make_plan(facts, builtin_recipes, OPTS)  # no choice: a fresh install takes the newest torch
+    assert newest.steps[0].commands[-1].argv[-1] == "openssl"
+    old = SimpleNamespace(version="2.7.1", requirement="torch==2.7.1", variant="cpu", warnings=(),
+                          install_args=lambda: ["torch==2.7.1"], index_args=lambda: [], to_dict=lambda: {})
+    assert make_plan(facts, builtin_recipes, OPTS, choice=old).steps[0].status == "done"
 
 
 def test_minbase_with_uv_on_path(builtin_recipes):
@@ -298,7 +329,8 @@ def apply(facts: Facts, plan, recipes) -> Facts:
             py = dataclasses.replace(py, has_headers=py.has_headers or "headers" in got,
                                      venv_ok=py.venv_ok or "venv" in got)
             compiler = dataclasses.replace(compiler, toolchain_ok=compiler.toolchain_ok or "cxx" in got)
-            host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got)
+            host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got,
+                                       openssl=host.openssl or ("/usr/bin/openssl" if "openssl" in got else None))
     compiler = dataclasses.replace(compiler, ok=compiler.toolchain_ok and py.has_headers)
     return dataclasses.replace(facts, python=py, compiler=compiler, host=host, torch=torch)
 

@@ -119,9 +119,24 @@ def test_every_bad_fixture_is_tested():
     ('[manager.mypm]\nbinary = "mypm"\ninstall = ["mypm", "{packages}"]\nsource = "s"\nrefresh_max_age_s = "1d"\n',
      ["manager 'mypm'", "refresh_max_age_s"]),
     ('[manager.mypm]\ninstall = ["mypm", "{packages}"]\nsource = "s"\n', ["manager 'mypm'", "'binary'"]),
+    ('[[program]]\nname = "sha512sum"\nmin_torch = "2.8"\nsource = "s"\n', ["program #1", "'sha512sum'"]),
+    ('[[program]]\nname = "openssl"\nmin_torch = "two"\nsource = "s"\n', ["program #1", "'min_torch'", "'two'"]),
+    ('[[program]]\nname = "openssl"\nmin_torch = "2.8"\n', ["program #1", "'source'"]),
 ])
 def test_more_malformed_entries(tmp_path, body, words):
     assert_bad_recipe(tmp_path, body, words)
+
+
+def test_torch_programs_say_which_releases_run_openssl(builtin_recipes):
+    """recipes/torch.toml: torch's own source is cited, with the first release that runs openssl."""
+    (prog,) = [p for p in builtin_recipes.programs if p.name == "openssl"]
+    assert (prog.min_torch, prog.max_torch) == ("2.8", None)
+    assert "github.com/pytorch/pytorch/blob/v2.8.0/torch/_inductor/codecache.py#L" in prog.source
+    runs = {v: builtin_recipes.torch_runs("openssl", v) for v in ("2.7.1", "2.7.1+cpu", "2.8.0", "2.15.0+cu132",
+                                                                  "2.16.0.dev20270101", None)}
+    assert runs == {"2.7.1": False, "2.7.1+cpu": False, "2.8.0": True, "2.15.0+cu132": True,
+                    "2.16.0.dev20270101": True, None: True}
+    assert not builtin_recipes.torch_runs("sha512sum", "2.15.0")
 
 
 def test_missing_recipe_directory(tmp_path):

@@ -59,7 +59,7 @@ def test_runs_todo_steps_in_order(tmp_path):
     out = io.StringIO()
     runs = run.execute(system, plan, facts, Reporter(out))
     assert system.calls == [
-        f"{APT} python3.13-dev python3.13-venv g++ ca-certificates",
+        f"{APT} python3.13-dev python3.13-venv g++ ca-certificates openssl",
         f"/usr/bin/python3 -m venv {venv}",
         f"{venv}/bin/python -m pip install torch>=2.6",
     ]
@@ -116,7 +116,7 @@ def test_a_failing_step_stops_the_run_and_removes_the_venv_it_made(tmp_path):
 def test_a_failing_first_step_runs_nothing_else(tmp_path):
     venv = tmp_path / "venv"
     facts, plan = minbase_plan(venv)
-    system = Host(commands={f"{APT} python3.13-dev python3.13-venv g++ ca-certificates": Result(100, APT_NO_PACKAGE)})
+    system = Host(commands={f"{APT} python3.13-dev python3.13-venv g++ ca-certificates openssl": Result(100, APT_NO_PACKAGE)})
     with pytest.raises(StepError) as e:
         run.execute(system, plan, facts, Reporter(io.StringIO()))
     assert "E: Unable to locate package python3.13-dev" in e.value.details
@@ -162,7 +162,7 @@ def test_no_root_and_no_sudo_lists_the_commands_and_runs_nothing(builtin_recipes
     assert system.calls == []
     assert e.value.code == ExitCode.NEEDS_ROOT
     assert e.value.details == (f"DEBIAN_FRONTEND=noninteractive {APT} python3.13-dev python3.13-venv g++ "
-                               "ca-certificates")
+                               "ca-certificates openssl")
     assert "admin" in e.value.hint
 
 

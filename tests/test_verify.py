@@ -33,7 +33,7 @@ def test_passing_cpu_run():
     assert [(r["device"], r["ok"]) for r in v.results] == [("cpu", True)]
     assert v.results[0]["max_abs_diff"] < 1e-4
     assert v.compiler_lines == []
-    assert set(v.to_dict()) == {"ok", "python", "torch", "seconds", "results", "error", "compiler_lines"}
+    assert set(v.to_dict()) == {"ok", "python", "torch", "seconds", "results", "error", "compiler_lines", "env"}
 
 
 def test_no_compiler():
@@ -91,8 +91,41 @@ def test_verify_runs_smoke_with_a_fresh_cache_and_removes_it():
     assert argv[:2] == ["/tmp/tv/bin/python", "-c"] and argv[2] == verify.SMOKE
     assert existed and not Path(env["TORCHINDUCTOR_CACHE_DIR"]).exists()
     assert env["TRITON_CACHE_DIR"].startswith(env["TORCHINDUCTOR_CACHE_DIR"])
-    assert env["TORCHINDUCTOR_FX_GRAPH_CACHE"] == "0"
+    assert env["TMPDIR"] == env["TORCHINDUCTOR_CACHE_DIR"]
     assert v.ok
+
+
+# Inductor's switches that turn a default code path off: the precompiled header (whose checksum runs `openssl`,
+# torch >= 2.8) and the graph caches. A fresh cache directory already means nothing can be hit.
+DEFAULT_OFF_SWITCHES = ("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "TORCHINDUCTOR_FX_GRAPH_CACHE",
+                        "TORCHINDUCTOR_AUTOGRAD_CACHE")
+
+
+def test_the_check_compiles_with_the_default_inductor_configuration():
+    system = FakeSystem(env={"PATH": "/usr/bin", "HOME": "/root"})
+    pending = verify.start(system, "/tmp/tv/bin/python")
+    env = pending.job.env
+    pending.cancel()
+    assert not [k for k in env if k in DEFAULT_OFF_SWITCHES], env
+    # only the fresh directories are the check's own
+    assert set(env) == {"TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TMPDIR"}
+
+
+def test_the_users_settings_pass_through_untouched_and_are_reported():
+    d = smoke("pass-cpu")
+    user = {"PATH": "/usr/bin", "TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS": "0", "TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+            "CXX": "/usr/bin/g++-14", "TORCHINDUCTOR_CACHE_DIR": "/home/u/.cache/inductor", "TMPDIR": "/var/tmp"}
+    system = Recorder(env=user, commands={"/tmp/tv/bin/python -c *": Result(d["rc"], d["stdout"], d["stderr"])})
+    pending = verify.start(system, "/tmp/tv/bin/python", env={"CC": "/usr/bin/gcc-14"})
+    full = dict(system.env, **pending.job.env)  # what System.start runs it with
+    assert full["TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS"] == "0" and full["TORCHINDUCTOR_FX_GRAPH_CACHE"] == "0"
+    assert (full["CXX"], full["CC"]) == ("/usr/bin/g++-14", "/usr/bin/gcc-14")
+    assert full["TORCHINDUCTOR_CACHE_DIR"] == pending.cache != user["TORCHINDUCTOR_CACHE_DIR"]
+    assert full["TMPDIR"] == pending.cache
+    v = pending.finish()
+    shown = {"CC": "/usr/bin/gcc-14", "CXX": "/usr/bin/g++-14", "TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS": "0",
+             "TORCHINDUCTOR_FX_GRAPH_CACHE": "0"}
+    assert v.ok and v.env == shown and v.to_dict()["env"] == shown
 
 
 def test_the_smoke_check_gets_the_import_list_and_compiles_only_once_told():
@@ -173,6 +206,21 @@ def test_verify_for_real_without_a_compiler(torch_python):
     assert not v.ok
     assert "InvalidCxxCompiler" in v.error
     assert any("/nonexistent/g++" in ln for ln in v.compiler_lines)
+
+
+@pytest.mark.slow
+def test_verify_for_real_without_openssl(torch_python, tmp_path):
+    """torch >= 2.8 checksums its precompiled header with `openssl`: a check that turned the header off passed
+    here, where the user's own torch.compile fails."""
+    bin_dir = tmp_path / "bin"  # PATH as the host's, less openssl
+    bin_dir.mkdir()
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        for f in (Path(d).iterdir() if d and Path(d).is_dir() else ()):
+            if f.name != "openssl" and not (bin_dir / f.name).exists():
+                (bin_dir / f.name).symlink_to(f)
+    v = verify.verify(System(dict(os.environ, PATH=str(bin_dir))), torch_python)
+    assert not v.ok
+    assert "No such file or directory: 'openssl'" in v.error and "_precompile_header" in v.error
 
 
 @pytest.mark.slow

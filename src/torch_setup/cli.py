@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from typing import TYPE_CHECKING, List, Optional
 
@@ -235,13 +236,21 @@ def _finish_verify(v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
         if v.ok:
             per = ", ".join(f"{r['device']} {r['seconds']} s" for r in v.results)
             typer.echo(f"torch.compile verified: torch {v.torch} in {v.python} ({per})")
+            _print_settings(v.env, err=False)
         else:
             typer.echo(f"torch.compile FAILED in {v.python}", err=True)
+            _print_settings(v.env, err=True)
             for ln in v.compiler_lines or (v.error or "").strip().splitlines()[-8:]:
                 typer.echo(f"  {ln}", err=True)
             _print_causes(data["causes"])
     if v is not None and not v.ok:
         raise typer.Exit(int(ExitCode.VERIFY_FAILED))
+
+
+def _print_settings(env: dict, err: bool) -> None:
+    """The user's own compile settings (CXX, TORCHINDUCTOR_* ...) the verification ran with."""
+    if env:
+        typer.echo("  with " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()), err=err)
 
 
 @app.command()

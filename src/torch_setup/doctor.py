@@ -110,6 +110,7 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      "system CA bundle present" if facts.host.ca_bundle else
                      "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",
                      *(_step(plan, "ca") if not facts.host.ca_bundle else (None, ()))))
+    out.append(_openssl_check(facts, recipes, plan))
     venv_step = next((s for s in (plan.todo if plan else ()) if "environment" in s.provides), None)
     # ensurepip is needed when the plan makes the venv with `python -m venv`: then a package step provides it
     ensure = next((s for s in plan.todo if "venv" in s.provides and s is not venv_step), None) if plan else None
@@ -147,6 +148,21 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                                                                 else "no Inductor cache yet"),
                      advice=f"rm -rf {extras.cache_dir}" if stale else ""))
     return out
+
+
+def _openssl_check(facts: Facts, recipes: Recipes, plan: Optional[Plan]) -> Check:
+    """Inductor (torch >= 2.8) checksums its precompiled header with the `openssl` program, found on PATH."""
+    kept = torch_usable(facts, recipes)
+    version = facts.torch.version if kept else ((plan.torch or {}).get("version") if plan else None)
+    if facts.host.openssl:
+        return Check("openssl", OK, f"openssl at {facts.host.openssl}")
+    if not recipes.torch_runs("openssl", version):
+        return Check("openssl", NA, f"torch {version} does not run openssl")
+    what = f"torch {version}" if version else "the newest torch"
+    pkg = _step(plan, "openssl")
+    return Check("openssl", PROBLEM, f"no openssl on PATH: {what} checksums its precompiled header with it, and "
+                 "torch.compile fails with \"No such file or directory: 'openssl'\"", *pkg,
+                 advice="" if pkg[0] else "install the openssl program (or put it on PATH)")
 
 
 def _cuda_check(cuda: Optional[str], acc) -> Check:

@@ -18,8 +18,8 @@ from torch_setup.request import Request
 
 # What a step can provide: the recipe needs (package tables), what comes with a C++ compiler, and the rest.
 # "venv" is venv support (ensurepip); "environment" is a venv or environment to install torch into (PEP 668's fix).
-NEEDS = ("python", "headers", "venv", "cxx", "c-compiler", "openmp", "ca", "compiler-upgrade", "uv", "environment",
-         "torch")
+NEEDS = ("python", "headers", "venv", "cxx", "c-compiler", "openmp", "ca", "openssl", "compiler-upgrade", "uv",
+         "environment", "torch")
 WITH_CXX = frozenset({"cxx", "c-compiler", "openmp"})  # g++ brings gcc and libgomp on every recipe's platform
 
 
@@ -188,7 +188,7 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
             packages += platform.packages_for(need, minor, **template_values(facts))
     packages = list(dict.fromkeys(packages))
     what = {"headers": f"Python {minor} headers", "venv": "venv support", "cxx": "a C++ compiler with OpenMP",
-            "ca": "CA certificates"}
+            "ca": "CA certificates", "openssl": "openssl (Inductor checksums its precompiled header with it)"}
     title = f"{label}: " + (" ".join(packages) if packages else "nothing missing")
     if not packages:
         return Step(step_id, title, "done", (), manager.root, "headers, compiler and venv support present")
@@ -245,6 +245,9 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         needs.append("cxx")
     if not facts.host.ca_bundle:
         needs.append("ca")
+    kept_or_chosen = facts.torch.version if keep_torch else (choice.version if choice else None)  # None: newest
+    if not facts.host.openssl and recipes.torch_runs("openssl", kept_or_chosen):
+        needs.append("openssl")
     notes: List[str] = []
     headers_from_system = py.source == "system"
     if "headers" in needs and not headers_from_system:
@@ -259,11 +262,13 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         )
 
     steps: List[Step] = []
-    # CA certificates are the box's, whatever the Python's source: they come from the OS's own recipe.
+    # CA certificates and openssl (a program on PATH) are the box's, whatever the Python's source: they come
+    # from the OS's own recipe.
     os_platform = recipes.os_platform_for_facts(facts)
-    if os_platform and platform is not os_platform and "ca" in needs:
-        needs.remove("ca")
-        steps.append(_package_step(facts, recipes, os_platform, ["ca"]))
+    box_needs = [n for n in ("ca", "openssl") if n in needs]
+    if os_platform and platform is not os_platform and box_needs:
+        needs = [n for n in needs if n not in box_needs]
+        steps.append(_package_step(facts, recipes, os_platform, box_needs))
         env_step = _package_step(facts, recipes, platform, needs, "env-packages", "Env packages")
         if env_step and env_step.status == "todo":  # a conda env's own packages
             steps.append(env_step)

@@ -13,6 +13,8 @@ Tables a recipe file may hold:
   says whether it is enabled already.
 - `[[refuse]]`: what cannot work (musl, old glibc, Intel macOS, ...), with the reason and the way forward.
 - `[[python]]`: the oldest torch whose torch.compile supports each Python.
+- `[[program]]`: a program torch.compile runs besides the compiler (openssl), and the torch releases that run it;
+  its `name` is also the need whose packages provide it.
 
 Package names and commands are templates. Placeholders: `{minor}` (3.13), `{nodot}` (313), `{arch}` (x86_64),
 `{major}` (the OS release's major version: 9 for RHEL 9.6) and `{prefix}` (a conda environment's prefix).
@@ -32,7 +34,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-NEEDS = ("headers", "venv", "cxx", "ca")  # what a platform's packages provide, in install order
+NEEDS = ("headers", "venv", "cxx", "ca", "openssl")  # what a platform's packages provide, in install order
 PYTHON = "python"  # the interpreter package itself: a key of `by_python` next to the needs
 PLACEHOLDERS = ("minor", "nodot", "arch", "major", "prefix")
 MANAGER_KINDS = ("system", "env")  # env: conda and friends, which install into an environment, not the OS
@@ -173,6 +175,27 @@ class TorchPython:
 
 
 @dataclass(frozen=True)
+class TorchProgram:
+    """A program torch.compile runs besides the compiler, found on PATH, and the torch releases that run it."""
+    name: str  # the program, and the need whose packages provide it
+    min_torch: str
+    max_torch: Optional[str]
+    source: str
+
+    def run_by(self, torch_version: Optional[str]) -> bool:
+        """Does this torch run it? None (not chosen yet) counts as the newest torch, which a fresh install takes."""
+        if not torch_version:
+            return self.max_torch is None
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            v = Version(Version(torch_version).base_version)
+        except InvalidVersion:
+            return True
+        return v >= Version(self.min_torch) and (self.max_torch is None or v < Version(self.max_torch + ".99"))
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Something that cannot work. `when` holds the conditions (all must hold); see refuse.py for their meaning.
     `reason` and `hint` (the way forward) are templates filled from the facts."""
@@ -198,6 +221,11 @@ class Recipes:
     torch_python: Tuple[TorchPython, ...]
     repos: Dict[str, Repo] = field(default_factory=dict)
     refusals: Tuple[Refusal, ...] = ()
+    programs: Tuple[TorchProgram, ...] = ()
+
+    def torch_runs(self, program: str, torch_version: Optional[str]) -> bool:
+        """Does torch.compile of this torch release (None: the newest) run `program`?"""
+        return any(p.name == program and p.run_by(torch_version) for p in self.programs)
 
     def platform_for(self, os_id: str, like: Sequence[str], version: str, *, arch: Optional[str] = None,
                      system: Optional[str] = None, source: Optional[str] = None) -> Optional[Platform]:
@@ -258,12 +286,13 @@ def load(extra_dirs: Sequence[Path] = ()) -> Recipes:
     repos: Dict[str, Repo] = {}
     refusals: Dict[str, Refusal] = {}
     torch_python: List[TorchPython] = []
+    programs: Dict[str, TorchProgram] = {}
     for f in files:
         try:
             data = tomllib.loads(f.read_text())
         except (OSError, UnicodeError, tomllib.TOMLDecodeError) as e:
             raise RecipeError(f"{f}: not valid TOML: {e}") from None
-        unknown = set(data) - {"manager", "platform", "python", "repo", "refuse"}
+        unknown = set(data) - {"manager", "platform", "python", "repo", "refuse", "program"}
         if unknown:
             raise RecipeError(f"{f}: unknown table(s) {', '.join(sorted(unknown))}")
         for key in ("manager", "repo"):
@@ -280,6 +309,9 @@ def load(extra_dirs: Sequence[Path] = ()) -> Recipes:
             ref = _refusal(f, i, r)
             refusals.setdefault(ref.id, ref)
         torch_python += [_torch_python(f, i, t) for i, t in enumerate(_list(f, data, "python"))]
+        for i, t in enumerate(_list(f, data, "program")):
+            prog = _torch_program(f, i, t)
+            programs.setdefault(prog.name, prog)
     for p in platforms.values():
         if p.manager not in managers:
             raise RecipeError(f"{p.origin}: platform {p.id!r}: unknown manager {p.manager!r}")
@@ -287,7 +319,8 @@ def load(extra_dirs: Sequence[Path] = ()) -> Recipes:
             for r in ids:
                 if r not in repos:
                     raise RecipeError(f"{p.origin}: platform {p.id!r}: repos {minor!r}: unknown repo {r!r}")
-    return Recipes(managers, tuple(platforms.values()), tuple(torch_python), repos, tuple(refusals.values()))
+    return Recipes(managers, tuple(platforms.values()), tuple(torch_python), repos, tuple(refusals.values()),
+                   tuple(programs.values()))
 
 
 def _list(f: Path, data: dict, key: str) -> list:
@@ -528,3 +561,23 @@ def _torch_python(f: Path, i: int, t: dict) -> TorchPython:
         min_python=_need(f, where, t, "min_python", str, required=False),
         source=_need(f, where, t, "source", str),
     )
+
+
+def _torch_program(f: Path, i: int, t: dict) -> TorchProgram:
+    where = f"program #{i + 1}"
+    _check_keys(f, where, t, {"name", "min_torch", "max_torch", "source"})
+    name = _need(f, where, t, "name", str)
+    if name not in NEEDS:
+        raise RecipeError(f"{f}: {where}: name {name!r} is no need a platform's packages provide; known: "
+                          f"{', '.join(NEEDS)}")
+    from packaging.version import InvalidVersion, Version  # here, not at import: `detect` does without it
+
+    for key in ("min_torch", "max_torch"):
+        value = _need(f, where, t, key, str, required=key == "min_torch")
+        try:
+            if value is not None:
+                Version(value)
+        except InvalidVersion:
+            raise RecipeError(f"{f}: {where}: {key!r} must be a version such as \"2.8\", not {value!r}") from None
+    return TorchProgram(name=name, min_torch=t["min_torch"], max_torch=t.get("max_torch"),
+                        source=_need(f, where, t, "source", str))

@@ -1,5 +1,10 @@
 """Verify: run smoke.py in the target interpreter with fresh Inductor and Triton caches.
 
+The check compiles the way the user's own first torch.compile does: the torch release's default Inductor
+configuration (precompiled header, graph caches and all), the user's environment (CXX, TORCHINDUCTOR_* ...,
+passed through untouched and shown in the report). Only what makes it honest is changed: fresh cache directories
+and a fresh TMPDIR, so nothing built earlier can be hit. No switch that turns a default code path off is set.
+
 `start` begins it early (install: as soon as torch is in, so torch is imported while the system packages finish);
 `Pending.finish` lets it compile and reads its result. `verify` does both at once."""
 from __future__ import annotations
@@ -10,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Mapping, Optional
 
 from torch_setup.system import System
 
@@ -28,10 +33,24 @@ class Verification:
     error: Optional[str] = None  # the traceback or the runner's own message
     compiler_lines: List[str] = field(default_factory=list)  # the compiler's own error lines
     output: str = ""  # everything the smoke run printed, for diagnosis
+    env: Dict[str, str] = field(default_factory=dict)  # the user's compile settings it ran with (`settings`)
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "python": self.python, "torch": self.torch, "seconds": self.seconds,
-                "results": self.results, "error": self.error, "compiler_lines": self.compiler_lines}
+                "results": self.results, "error": self.error, "compiler_lines": self.compiler_lines,
+                "env": self.env}
+
+
+SETTINGS = ("CXX", "CC")  # ... and every variable starting with one of PREFIXES
+PREFIXES = ("TORCHINDUCTOR_", "TRITON_", "TORCHDYNAMO_", "TORCH_COMPILE_")
+FRESH = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TMPDIR")  # replaced by fresh directories
+
+
+def settings(env: Mapping[str, str]) -> Dict[str, str]:
+    """The variables of env that steer torch.compile and pass through to the check as they are (the fresh
+    directories are the check's own)."""
+    return {k: v for k, v in sorted(env.items())
+            if (k in SETTINGS or k.startswith(PREFIXES)) and k not in FRESH}
 
 
 def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
@@ -60,8 +79,8 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
 class Pending:
     """A verification started: torch imported (or importing), waiting for "go" before it compiles."""
 
-    def __init__(self, python: str, job, cache: str):
-        self.python, self.job, self.cache = python, job, cache
+    def __init__(self, python: str, job, cache: str, env: Optional[Dict[str, str]] = None):
+        self.python, self.job, self.cache, self.env = python, job, cache, dict(env or {})
 
     def finish(self, timeout: float = 900) -> Verification:
         try:
@@ -69,8 +88,11 @@ class Pending:
         finally:
             shutil.rmtree(self.cache, ignore_errors=True)
         if res.rc == 127:
-            return Verification(False, self.python, error=f"{self.python}: not found")
-        return parse_smoke(self.python, res.rc, res.stdout, res.stderr)
+            v = Verification(False, self.python, error=f"{self.python}: not found")
+        else:
+            v = parse_smoke(self.python, res.rc, res.stdout, res.stderr)
+        v.env = dict(self.env)
+        return v
 
     def cancel(self) -> None:
         self.job.cancel()
@@ -78,17 +100,18 @@ class Pending:
 
 
 def start(system: System, python: str, env=None) -> Pending:
+    """`env`: what the plan sets on top of the user's environment (CXX/CC of a newer compiler)."""
     cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
-    # Nothing from an earlier compile may count: fresh caches, a fresh TMPDIR (torch keeps some state under
-    # tempfile.gettempdir()), and no precompiled header, which is built once and then reused from /tmp.
-    env = dict(env or {}, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=str(Path(cache) / "triton"),
-               TMPDIR=cache, TORCHINDUCTOR_FX_GRAPH_CACHE="0", TORCHINDUCTOR_AUTOGRAD_CACHE="0",
-               TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS="0")
+    shown = settings(dict(system.env, **(env or {})))
+    # Nothing from an earlier compile may count: fresh caches (the precompiled header, the FX graph and autograd
+    # caches live there too, so they are built afresh, on the path the user's first compile takes) and a fresh
+    # TMPDIR (torch keeps some state under tempfile.gettempdir()). Nothing else is changed.
+    env = dict(env or {}, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=str(Path(cache) / "triton"), TMPDIR=cache)
     argv = [python, "-c", SMOKE]
     listing = str(Path(cache) / "imports.txt")
     if system.write_text(listing, pkgutil.get_data("torch_setup", IMPORTS).decode()):
         argv += ["--imports", listing]
-    return Pending(python, system.start(argv + ["--wait"], env=env), cache)
+    return Pending(python, system.start(argv + ["--wait"], env=env), cache, shown)
 
 
 def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:

@@ -108,6 +108,7 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         home=home,
         conda=system.which("conda") or system.which("mamba") or system.which("micromamba"),
         pyenv=system.which("pyenv"),
+        openssl=system.which("openssl"),
     ), pm
 
 

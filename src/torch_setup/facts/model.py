@@ -45,6 +45,7 @@ class HostFacts:
     home: Optional[str] = None  # $HOME: where ~/.venvs/torch and the uv cache go
     conda: Optional[str] = None  # conda, mamba or micromamba on PATH (--python-from conda, a conda env's compiler)
     pyenv: Optional[str] = None  # pyenv on PATH
+    openssl: Optional[str] = None  # path of the openssl program on PATH (Inductor >= 2.8 runs it)
 
 
 @dataclass(frozen=True)
