@@ -204,7 +204,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
     ca = platform.packages_for("ca", minor, **values)
     ca_done = bool(repos) and set(ca) <= set(prereq)  # the repositories' prerequisites brought them
     needs = [PYTHON, "headers", "venv"] + (["cxx"] if _needs_cxx(facts, recipes) else []) + \
-        (["ca"] if not facts.host.ca_bundle and not ca_done else [])
+        (["ca"] if not facts.host.ca_bundle and not ca_done else []) + _openssl(facts, recipes)
     packages = _unique(p for need in needs for p in platform.packages_for(need, minor, **values))
     steps.append(planning.Step(
         "python-packages", "System packages: " + " ".join(packages), "todo",
@@ -218,7 +218,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
     after = _after(facts, predicted(
         executable=exe, version=version, prefix=prefix, base_prefix=prefix, source=source,
         include_dir=fill(platform.python_include, minor=minor, **values), externally_managed=em),
-        cxx="cxx" in needs, ca="ca" in needs or ca_done)
+        cxx="cxx" in needs, ca="ca" in needs or ca_done, openssl="openssl" in needs)
     if manager.name == "apt":  # refreshed by these steps, or fresh already
         after = replace(after, host=replace(after.host, apt_lists_age_s=0.0))
     return Provision(tuple(steps), exe, "system", after)
@@ -270,7 +270,8 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
          planning.Command((uv, "venv", "--seed", "--allow-existing", "--python", minor, venv))), False,
         f"no Python {minor} on the box: a uv-managed one (python-build-standalone, headers included)",
         creates=venv, provides=PYTHON_NEEDS))
-    after = _after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed)
+    after = _after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed,
+                   openssl="openssl" in fixed)
     after = replace(after, host=replace(after.host, uv=uv))
     return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "uv", after)
 
@@ -304,7 +305,8 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
          planning.Command(("sh", "-c", make_venv, pyenv, minor, venv))), False,
         f"no Python {minor} on the box: pyenv builds the newest {minor}.x (a few minutes)", creates=venv,
         provides=PYTHON_NEEDS))
-    after = _after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed)
+    after = _after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed,
+                   openssl="openssl" in fixed)
     return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "pyenv", after)
 
 
@@ -429,7 +431,8 @@ def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform
         return None, []
     manager = recipes.managers[platform.manager]
     values = planning.template_values(facts)
-    needs = (["cxx"] if _needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else [])
+    needs = (["cxx"] if _needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else []) + \
+        _openssl(facts, recipes)
     packages = _unique([fill(p, minor=minor, **values) for p in extra]
                        + [p for need in needs for p in platform.packages_for(need, minor, **values)])
     if not packages:
@@ -455,8 +458,13 @@ def _venv_python(minor: str, version: str, venv: str, source: str) -> PythonFact
                      free_threaded=minor.endswith("t"), in_venv=True)
 
 
+def _openssl(facts: Facts, recipes: Recipes) -> List[str]:
+    """The openssl need, for the new torch a provided Python gets (the newest: it runs openssl)."""
+    return ["openssl"] if not facts.host.openssl and recipes.torch_runs("openssl", None) else []
+
+
 def _after(facts: Facts, python: PythonFacts, cxx: bool, ca: bool, cxx_env: Optional[Dict[str, str]] = None,
-           keep_torch: bool = False) -> Facts:
+           keep_torch: bool = False, openssl: bool = False) -> Facts:
     """The facts once the steps ran: this Python (no torch in a new one), a working compiler / CA bundle where
     they were installed."""
     compiler = facts.compiler
@@ -466,7 +474,8 @@ def _after(facts: Facts, python: PythonFacts, cxx: bool, ca: bool, cxx_env: Opti
                            family=compiler.family if "CXX" not in env else "gcc", version=None if "CXX" in env
                            else compiler.version, toolchain_ok=True, ok=python.has_headers, error=None,
                            cc=env.get("CC", compiler.cc))
-    host = replace(facts.host, ca_bundle=facts.host.ca_bundle or ca)
+    host = replace(facts.host, ca_bundle=facts.host.ca_bundle or ca,
+                   openssl=facts.host.openssl or ("openssl" if openssl else None))  # predicted: on PATH
     box = box_python(facts) if python is not facts.python else facts.host_python
     return replace(facts, python=python, compiler=compiler, host=host, host_python=box,
                    torch=facts.torch if keep_torch else TorchFacts())

@@ -1,0 +1,60 @@
+"""Plan cases as data (tests/plans/*.json): facts + request -> the expected plan, replayed through the code that
+every command runs (pipeline.assemble, which pipeline.plan_host wraps). `scripts/pin-plans` writes the
+expectations; a failing case prints GOT and WANT."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch_setup import pipeline
+from torch_setup import recipes as recipes_mod
+from torch_setup.errors import TorchSetupError
+from torch_setup.facts.model import Facts
+from torch_setup.request import PythonRequest, Request
+
+TESTS = Path(__file__).resolve().parent
+CASES = TESTS / "plans"
+FIXTURES = TESTS / "fixtures"
+REQUEST_KEYS = {"python", "provider", "venv", "torch", "break_system_packages", "backend", "with", "index_url"}
+
+
+def load_case(path: Path) -> dict:
+    case = json.loads(path.read_text())
+    unknown = set(case) - {"facts", "request", "steps", "python", "notes", "env", "refused"}
+    assert not unknown, f"{path.name}: unknown keys {sorted(unknown)}"
+    assert not set(case.get("request", {})) - REQUEST_KEYS, f"{path.name}: unknown request keys"
+    return case
+
+
+def facts_of(case: dict) -> Facts:
+    data = json.loads((FIXTURES / case["facts"]).read_text())
+    return Facts.from_dict(data.get("facts", data))  # a host capture holds its facts under "facts"
+
+
+def request_of(case: dict) -> Request:
+    r = dict(case.get("request", {}))
+    return Request.parse(python=r.pop("python", ""), provider=r.pop("provider", None), venv=r.pop("venv", None),
+                         with_=r.pop("with", ""), **r)
+
+
+def lines(plan) -> list:
+    """One line per step, its commands joined as a shell line: `id (root): cmd && cmd`, or `id: done`."""
+    return [f"{s.id}: done" if s.status == "done" else
+            f"{s.id}{' (root)' if s.root else ''}: " + " && ".join(c.display() for c in s.commands)
+            for s in plan.steps]
+
+
+def plan_of(case: dict, recipes=None):
+    return pipeline.assemble(request_of(case), facts_of(case), recipes or recipes_mod.load())
+
+
+def expected_of(case: dict, recipes=None) -> dict:
+    """What the code plans for the case now: its steps, interpreter, notes and environment, or its refusal."""
+    try:
+        plan = plan_of(case, recipes)
+    except TorchSetupError as e:
+        return {"refused": {"code": int(e.code), "message": e.message}}
+    return {"steps": lines(plan), "python": plan.python, "notes": list(plan.notes), "env": plan.env}
+
+
+__all__ = ["CASES", "PythonRequest", "expected_of", "facts_of", "lines", "load_case", "plan_of", "request_of"]
