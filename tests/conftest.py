@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from torch_setup import recipes as recipes_mod
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.facts.model import Facts
-from torch_setup.system import FakeSystem
+from torch_setup.host.replay import FakeSystem
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HOSTS = FIXTURES / "hosts"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from torch_setup import pipeline
-from torch_setup import recipes as recipes_mod
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.errors import TorchSetupError
 from torch_setup.facts.model import Facts
 from torch_setup.request import PythonRequest, Request

@@ -14,7 +14,7 @@ from torch_setup import __version__, pipeline
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
 from torch_setup.facts.model import Facts
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 runner = CliRunner()
 MINBASE = str(HOSTS / "debian13-minbase.json")
@@ -130,7 +130,8 @@ def test_plan_reads_what_detect_printed(tmp_path):
 def test_plan_text():
     result = invoke("plan", "--facts", MINBASE, "--venv", VENV)
     assert result.exit_code == 0, result.output
-    assert "1. [todo] System packages: python3.13-dev python3.13-venv g++ ca-certificates openssl  (root)" in result.output
+    assert ("1. [todo] System packages: python3.13-dev python3.13-venv g++ ca-certificates openssl  (root)"
+            in result.output)
     assert f"$ /usr/bin/python3 -m venv {VENV}" in result.output
     assert f"torch.compile will run in: {VENV}/bin/python" in result.output
 

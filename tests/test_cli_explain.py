@@ -14,9 +14,10 @@ from conftest import FIXTURES, host_facts, read_log
 from torch_setup import explain as ex
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
-from torch_setup.plan import make_plan
-from torch_setup.request import PythonRequest, Request
-from torch_setup.system import FakeSystem, Result
+from torch_setup.planning.make import make_plan
+from torch_setup.request import Request
+from torch_setup.host.replay import FakeSystem
+from torch_setup.host.system import Result
 
 runner = CliRunner()
 LOGS = FIXTURES / "logs"
@@ -45,7 +46,7 @@ def minbase(mocker, monkeypatch):
     """This host's plan is the Debian 13 minbase one; the runner's system is a Replay; the real System never runs
     a command."""
     facts = host_facts("debian13-minbase")
-    from torch_setup import recipes
+    from torch_setup.recipes import load as recipes
 
     rec = recipes.load()
     plan = make_plan(facts, rec, Request(venv=VENV))
@@ -56,7 +57,7 @@ def minbase(mocker, monkeypatch):
     def refuse(self, argv, **kw):
         raise AssertionError(f"a real command would have run: {argv}")
 
-    monkeypatch.setattr("torch_setup.system.System.run", refuse)
+    monkeypatch.setattr("torch_setup.host.system.System.run", refuse)
     replay.plan = plan
     return replay
 

@@ -22,17 +22,17 @@ from torch_setup.cli import app
 from torch_setup.errors import ExitCode
 from torch_setup.facts import accelerator
 from torch_setup.facts.model import Facts
-from torch_setup.plan import make_plan
-from torch_setup.request import PythonRequest, Request
-from torch_setup.system import FakeSystem
-from torch_setup.variants import load_table
-from torch_setup.uvtool import UvWheel
+from torch_setup.planning.make import make_plan
+from torch_setup.request import Request
+from torch_setup.host.replay import FakeSystem
+from torch_setup.wheels.variants import load_table
+from torch_setup.wheels.uv import UvWheel
 
 VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
-CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "ca", "openssl", "venv", "torch", "torch-cuda", "disk",
-             "index", "inductor-cache"]
+CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "ca", "openssl", "venv", "torch", "torch-cuda",
+             "disk", "index", "inductor-cache"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
 # The H200 device machine's driver (/sys/module/nvidia/version), and ldconfig -p with and without libcuda.
@@ -162,7 +162,8 @@ def test_openssl_missing_is_a_problem_for_a_torch_that_runs_it(builtin_recipes):
 
 def test_openssl_does_not_apply_to_a_torch_before_2_8(builtin_recipes):
     facts = facts_with("debian13-installed-venv", **{"host.openssl": None, "torch.version": "2.7.1+cpu"})
-    results, _ = run_checks(facts, builtin_recipes, plan=make_plan(facts, builtin_recipes, Request(venv="/root/.venvs/torch")))
+    results, _ = run_checks(facts, builtin_recipes,
+                            plan=make_plan(facts, builtin_recipes, Request(venv="/root/.venvs/torch")))
     assert results["openssl"].status == doctor.NA and "2.7.1" in results["openssl"].message
     assert not doctor.blocking(results.values())
 
@@ -393,7 +394,7 @@ def test_gather_extras_reads_torchinductor_cache_dir_and_skips_the_index_when_to
     ({"UV_INDEX_URL": "https://uv-old.example/simple"}, "https://uv-old.example/simple/torch/"),
 ])
 def test_gather_extras_asks_the_index_install_will_use(env, want):
-    from torch_setup import indexes
+    from torch_setup.wheels import indexes
 
     conf = indexes.configured(env=env)
     assert conf.index.url.rstrip("/") + "/torch/" == want  # what the torch choice asks first
@@ -423,7 +424,7 @@ def cli_host(mocker, monkeypatch, tmp_path):
     monkeypatch.delenv("PIP_INDEX_URL", raising=False)
     monkeypatch.delenv("UV_DEFAULT_INDEX", raising=False)
     asked = []
-    monkeypatch.setattr("torch_setup.system.System.http_error",
+    monkeypatch.setattr("torch_setup.host.system.System.http_error",
                         lambda self, url, timeout=3: asked.append(url) or None)
 
     def use(name, **changes):

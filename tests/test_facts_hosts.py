@@ -21,8 +21,8 @@ def test_there_are_captured_hosts():
 def test_replay_gives_the_captured_facts(name, builtin_recipes):
     data = load_host(name)
     system = host_system(name)
-    facts = gather.gather(system, PythonRequest.parse(data["spec"]), builtin_recipes.manager_binaries, system_name="Linux",
-                          machine="x86_64")
+    facts = gather.gather(system, PythonRequest.parse(data["spec"]), builtin_recipes.manager_binaries,
+                          system_name="Linux", machine="x86_64")
     got, want = facts.to_dict(), data["facts"]
     # RecordingSystem stores the clock when the capture ends, not the value `now()` gave during detection
     # (see test_recording_system_keeps_the_clock_it_answered), so the age of apt's lists is off by the time the
@@ -120,7 +120,7 @@ def test_debian12_torch_cpu_venv():
 
 
 def test_recording_system_keeps_the_clock_it_answered():
-    from torch_setup.system import RecordingSystem
+    from torch_setup.host.replay import RecordingSystem
 
     rec = RecordingSystem()
     answered = rec.now()

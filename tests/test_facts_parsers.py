@@ -11,7 +11,8 @@ from torch_setup.errors import FactsError, PythonNotFoundError
 from torch_setup.facts import accelerator, compiler, host, python
 from torch_setup.request import PythonRequest
 from torch_setup.facts.model import AcceleratorFacts
-from torch_setup.system import FakeSystem, Result
+from torch_setup.host.replay import FakeSystem
+from torch_setup.host.system import Result
 
 # --------------------------------------------------------------------------------------------- os-release
 
@@ -342,7 +343,8 @@ def test_detect_nvidia_from_smi_alone():
                                   "/sbin/ldconfig -p": Result(0, fixture_text("accelerator",
                                                                              "ldconfig-toolkit-no-driver.txt"))})
     facts = accelerator.detect(system, "x86_64", "Linux")
-    assert (facts.kind, facts.driver_version, facts.source, facts.libcuda) == ("nvidia", "570.86.15", "nvidia-smi", False)
+    assert (facts.kind, facts.driver_version, facts.source, facts.libcuda) == (
+        "nvidia", "570.86.15", "nvidia-smi", False)
 
 
 def test_detect_override_wins_over_everything():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from torch_setup import indexes
-from torch_setup.indexes import IndexUnreachable, Source, configured, mask, mask_text, parse_pip_config_list
+from torch_setup.wheels import indexes
+from torch_setup.wheels.indexes import IndexUnreachable, Source, configured, mask, mask_text, parse_pip_config_list
 
 FIXTURES = Path(__file__).parent / "fixtures" / "indexes"
 _spec = importlib.util.spec_from_file_location("loopback", FIXTURES / "loopback.py")

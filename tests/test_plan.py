@@ -12,10 +12,9 @@ from torch_setup import pipeline
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release
 from torch_setup.facts.model import Facts, PythonFacts
-from torch_setup.plan import make_plan
-from torch_setup.request import PythonRequest, Request
-from torch_setup.recipes import NEEDS
-from torch_setup.system import FakeSystem
+from torch_setup.planning.make import make_plan
+from torch_setup.request import Request
+from torch_setup.host.replay import FakeSystem
 
 VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)

@@ -12,10 +12,12 @@ import sys
 import pytest
 
 from plan_cases import CASES, expected_of, facts_of, lines, load_case, plan_of, request_of
-from torch_setup import doctor, pipeline, provision
+from torch_setup import doctor, pipeline
+from torch_setup.planning import provide as provision
 from torch_setup import explain as ex
-from torch_setup.plan import NEEDS, make_plan
-from torch_setup.system import FakeSystem
+from torch_setup.planning.steps import NEEDS
+from torch_setup.planning.make import make_plan
+from torch_setup.host.replay import FakeSystem
 
 NAMES = sorted(p.stem for p in CASES.glob("*.json"))
 PLANNED = [n for n in NAMES if "steps" in json.loads((CASES / f"{n}.json").read_text())]
@@ -130,7 +132,7 @@ def test_planning_again_from_the_predicted_state_has_nothing_to_do(builtin_recip
 def test_choosing_torch_for_a_predicted_interpreter_runs_nothing(builtin_recipes):
     """Debian 12 has no 3.13: the plan provides one; asking the indexes for its torch runs no program at all (the
     old code ran `pip config list` with the venv that did not exist yet, and lost the user's index)."""
-    from torch_setup.indexes import IndexUnreachable
+    from torch_setup.wheels.indexes import IndexUnreachable
 
     c = {"facts": "platforms/debian-12.json", "request": {"python": "3.13", "provider": "uv"}}
     facts = dataclasses.replace(facts_of(c), config=dataclasses.replace(
@@ -166,7 +168,8 @@ def test_detect_imports_no_planning_wheel_or_http_module(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("MODULES"))
     loaded = set(line.split()[1:])
-    banned = {"torch_setup.plan", "torch_setup.provision", "torch_setup.torch_choice", "torch_setup.variants",
-              "torch_setup.wheel_tags", "torch_setup.indexes", "torch_setup.uvtool", "torch_setup.doctor",
+    banned = {"torch_setup.planning.make", "torch_setup.planning.provide", "torch_setup.wheels.choose",
+              "torch_setup.wheels.variants",
+              "torch_setup.wheels.tags", "torch_setup.wheels.indexes", "torch_setup.wheels.uv", "torch_setup.doctor",
               "torch_setup.explain", "requests", "urllib3", "packaging.tags"}
     assert not loaded & banned, sorted(loaded & banned)

@@ -10,14 +10,14 @@ import json
 import pytest
 
 from conftest import plan_for, FIXTURES, assert_bad_recipe, changed
-from torch_setup import provision
-from torch_setup import recipes as recipes_mod
+from torch_setup.planning import provide as provision
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.host import parse_os_release, parse_sw_vers
 from torch_setup.facts.model import Facts
-from torch_setup.plan import make_plan
+from torch_setup.planning.make import make_plan
 from torch_setup.request import PythonRequest, Request
-from torch_setup.uvtool import FETCH_SCRIPT, UvWheel
+from torch_setup.wheels.uv import FETCH_SCRIPT, UvWheel
 
 PLATFORMS = FIXTURES / "platforms"
 NAMES = sorted(p.stem for p in PLATFORMS.glob("*.json"))
@@ -268,7 +268,8 @@ def test_rhel8_gcc8_found_gets_gcc_toolset(builtin_recipes):
     f = facts("rhel-8", **{"compiler.path": "/usr/bin/g++", "compiler.family": "gcc", "compiler.version": "8.5.0",
                            "compiler.error": "g++: error: unrecognized command line option '-std=c++20'"})
     fix = provision.compiler_steps(f, builtin_recipes)
-    assert fix.env == {"CXX": "/opt/rh/gcc-toolset-13/root/usr/bin/g++", "CC": "/opt/rh/gcc-toolset-13/root/usr/bin/gcc"}
+    assert fix.env == {"CXX": "/opt/rh/gcc-toolset-13/root/usr/bin/g++",
+                       "CC": "/opt/rh/gcc-toolset-13/root/usr/bin/gcc"}
     assert [c.argv for c in fix.step.commands] == [("dnf", "install", "-y", "gcc-toolset-13-gcc-c++")]
     assert fix.step.root and "g++ 8.5.0 cannot build Inductor's C++20" in fix.step.why
     assert fix.facts.compiler.cxx == fix.env["CXX"] and fix.facts.compiler.toolchain_ok
@@ -348,21 +349,22 @@ def test_every_platform_has_every_need_and_a_source(builtin_recipes):
         assert set(p.packages) == set(recipes_mod.NEEDS), p.id
         assert p.source, p.id
         for minor in p.pythons or ():
-            assert p.packages_for("python", minor), (p.id, minor)
+            assert p.packages_for("python", {"minor": minor}), (p.id, minor)
 
 
 def test_packages_for_applies_by_python_and_nodot(builtin_recipes):
     f42 = builtin_recipes.platform_for("fedora", [], "42")
-    assert f42.packages_for("headers", "3.13") == ("python3-devel",)
-    assert f42.packages_for("python", "3.13") == ("python3",)
+    assert f42.packages_for("headers", {"minor": "3.13"}) == ("python3-devel",)
+    assert f42.packages_for("python", {"minor": "3.13"}) == ("python3",)
     tw = builtin_recipes.platform_for("opensuse-tumbleweed", [], "20240823")
-    assert tw.packages_for("headers", "3.13") == ("python313-devel",)
-    assert tw.packages_for("python", "3.13") == ("python313",)
+    assert tw.packages_for("headers", {"minor": "3.13"}) == ("python313-devel",)
+    assert tw.packages_for("python", {"minor": "3.13"}) == ("python313",)
 
 
 @pytest.mark.parametrize("body,words", [
     ('[[platform]]\nid = "x"\nmatch = { os = ["x"] }\nmanager = "apt"\nsource = "s"\n'
-     'packages = { headers = ["python{minr}-dev"] }\n', ["platform #1 (x)", "unknown placeholder {minr}"]),
+     'packages = { headers = ["python{minr}-dev"] }\n',
+     ["platform #1 (x)", "placeholder {minr}", "allowed here: {minor}"]),
     ('[[platform]]\nid = "x"\nmatch = { os = ["x"] }\nmanager = "apt"\nsource = "s"\n'
      'repos = { "3.13" = ["ppa"] }\n', ["platform 'x'", "unknown repo 'ppa'"]),
     ('[[platform]]\nid = "x"\nmatch = { os = ["x"] }\nmanager = "dnf"\nsource = "s"\n'

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import DEBIAN_FAMILY, FIXTURES, assert_bad_recipe, debian_only
 from torch_setup import pipeline
-from torch_setup import recipes as recipes_mod
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.errors import ExitCode, RecipeError
 from torch_setup.facts.host import parse_os_release
 
@@ -172,3 +172,59 @@ def test_recipes_from_the_environment(monkeypatch):
     assert r.platform_for("sitelinux", [], "1").id == "sitelinux"
     with pytest.raises(RecipeError):
         pipeline.load_recipes([], {pipeline.RECIPES_ENV: str(BAD / "unknown-need")})
+
+
+# ------------------------------------------------------------------------------ placeholders, field by field
+
+@pytest.mark.parametrize("body,words", [
+    # what the old loader accepted, and planned as `--target-release=` (empty) and a literal `{minor}`
+    ('[manager.apt]\nbinary = "apt-get"\ninstall = ["apt-get", "install", "-y", "--target-release={major}", '
+     '"{packages}"]\nsource = "s"\n', ["manager 'apt'", "'install'", "{major}", "allowed here: {packages}"]),
+    ('[manager.apt]\nbinary = "apt-get"\ninstall = ["apt-get", "install", "{packages}"]\n'
+     'refresh = ["apt-get", "update", "-o", "Acquire::Languages={minor}"]\nsource = "s"\n',
+     ["manager 'apt'", "'refresh'", "{minor}", "allowed here: none"]),
+    ('[manager.apt]\nbinary = "apt-get"\ninstall = ["apt-get", "install", "{packages}"]\n'
+     'env = { LANG = "{minor}" }\nsource = "s"\n', ["manager 'apt'", "'env'", "{minor}"]),
+    ('[[platform]]\nid = "x"\nmatch = { os = ["debian"] }\nmanager = "apt"\nsource = "s"\n'
+     'packages = { headers = ["python{minor}-dev-{prefix}"] }\n', ["platform #1 (x)", "{prefix}"]),
+    ('[repo.r]\ntitle = "t"\ncommands = [["add", "{packages}"]]\ncheck = ["true"]\nsource = "s"\n',
+     ["repo 'r'", "{packages}"]),
+])
+def test_a_placeholder_a_field_is_never_filled_with_is_refused_at_load(tmp_path, body, words):
+    assert_bad_recipe(tmp_path, body, words)
+
+
+def test_every_placeholder_a_field_allows_is_filled(tmp_path):
+    """A site recipe using every placeholder its fields may hold plans with each one filled: no `{` is left in
+    any argv and none comes out empty."""
+    import dataclasses
+    import json
+
+    from torch_setup.facts.model import Facts
+    from torch_setup.recipes.resolve import FIELD_PLACEHOLDERS
+    from torch_setup.request import PythonRequest, Request
+
+    every = "-".join("{" + p + "}" for p in FIELD_PLACEHOLDERS["platform"])
+    (tmp_path / "site.toml").write_text(
+        '[repo.r]\ntitle = "t"\n'
+        f'packages = ["repo-{every}"]\ncommands = [["enable", "{every}"]]\ncheck = ["check", "{every}"]\n'
+        'source = "s"\n'
+        '[[platform]]\nid = "every"\nmatch = { os = ["debian"], version = ["12"] }\nmanager = "apt"\nsource = "s"\n'
+        f'pythons = ["3.13"]\nrepos = {{ "3.13" = ["r"] }}\npython_packages = ["py-{every}"]\n'
+        f'python_executable = "/usr/bin/python-{every}"\npython_include = "/usr/include/py-{every}"\n'
+        f'packages = {{ headers = ["h-{every}"], venv = ["v-{every}"], cxx = ["c-{every}"], ca = ["ca-{every}"], '
+        f'openssl = ["o-{every}"] }}\n')
+    recipes = pipeline.load_recipes([str(tmp_path)], {})
+    data = json.loads((FIXTURES / "platforms" / "debian-12.json").read_text())
+    facts = Facts.from_dict(data)
+    facts = dataclasses.replace(facts, host=dataclasses.replace(facts.host, ca_bundle=False, openssl=None),
+                                compiler=dataclasses.replace(facts.compiler, toolchain_ok=False))
+    plan = pipeline.assemble(Request(python=PythonRequest.parse("3.13"), provider="system"), facts, recipes)
+    words = [a for s in plan.steps for c in s.commands for a in c.argv] + [a for s in plan.steps for c in s.checks
+                                                                             for a in c]
+    filled = "3.13-313-x86_64-12"
+    for word in (f"repo-{filled}", "enable", filled, f"py-{filled}", f"h-{filled}", f"v-{filled}", f"c-{filled}",
+                 f"ca-{filled}", f"o-{filled}", f"/usr/bin/python-{filled}"):
+        assert word in words, word
+    assert ("check", filled) in [c for s in plan.steps for c in s.checks]
+    assert not [w for w in words if "{" in w or "}" in w]

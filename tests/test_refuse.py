@@ -8,12 +8,13 @@ import json
 import pytest
 
 from conftest import plan_for, FIXTURES, assert_bad_recipe, changed
-from torch_setup import provision, refuse
-from torch_setup import recipes as recipes_mod
+from torch_setup.planning import provide as provision
+from torch_setup.recipes import refuse
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.request import PythonRequest, Request
 from torch_setup.errors import ExitCode, UnsupportedError
 from torch_setup.facts.model import Facts
-from torch_setup.uvtool import UvWheel
+from torch_setup.wheels.uv import UvWheel
 
 
 PLATFORMS = FIXTURES / "platforms"

@@ -8,14 +8,15 @@ import shutil
 import pytest
 
 from conftest import host_facts, host_facts_dict
-from torch_setup import recipes as recipes_mod
+from torch_setup.recipes import load as recipes_mod
 from torch_setup import run
 from torch_setup.errors import ExitCode, NeedsRootError, StepError
 from torch_setup.facts.model import Facts
-from torch_setup.plan import make_plan
-from torch_setup.request import PythonRequest, Request
+from torch_setup.planning.make import make_plan
+from torch_setup.request import Request
 from torch_setup.report import Reporter
-from torch_setup.system import FakeSystem, Result, command_key
+from torch_setup.host.replay import FakeSystem, command_key
+from torch_setup.host.system import Result
 
 APT = "apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600"
 # pip's and apt's own words for the failures below
@@ -116,7 +117,8 @@ def test_a_failing_step_stops_the_run_and_removes_the_venv_it_made(tmp_path):
 def test_a_failing_first_step_runs_nothing_else(tmp_path):
     venv = tmp_path / "venv"
     facts, plan = minbase_plan(venv)
-    system = Host(commands={f"{APT} python3.13-dev python3.13-venv g++ ca-certificates openssl": Result(100, APT_NO_PACKAGE)})
+    system = Host(commands={f"{APT} python3.13-dev python3.13-venv g++ ca-certificates openssl":
+                            Result(100, APT_NO_PACKAGE)})
     with pytest.raises(StepError) as e:
         run.execute(system, plan, facts, Reporter(io.StringIO()))
     assert "E: Unable to locate package python3.13-dev" in e.value.details

@@ -15,11 +15,13 @@ import pytest
 from conftest import FIXTURES, changed, host_facts, host_facts_dict
 from torch_setup import pipeline, run, verify
 from torch_setup.errors import StepError
-from torch_setup.plan import Plan, Step, Command, make_plan
-from torch_setup.request import PythonRequest, Request
+from torch_setup.planning.steps import Plan, Step, Command
+from torch_setup.planning.make import make_plan
+from torch_setup.request import Request
 from torch_setup.report import Reporter
-from torch_setup.system import FakeSystem, Result, command_key
-from torch_setup.uvtool import UvWheel
+from torch_setup.host.replay import FakeSystem, command_key
+from torch_setup.host.system import Result
+from torch_setup.wheels.uv import UvWheel
 
 VENV = "/opt/venvs/torch"
 UV = UvWheel("0.13.9", "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
@@ -95,7 +97,7 @@ def minbase(uv=UV, **changes):
 
 
 def _recipes():
-    from torch_setup import recipes
+    from torch_setup.recipes import load as recipes
 
     return recipes.load()
 

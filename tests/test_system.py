@@ -1,7 +1,7 @@
 """The real System seam: streamed commands, and on a terminal the pty that lets pip/uv/apt draw progress."""
 import sys
 
-from torch_setup.system import NOT_FOUND, System
+from torch_setup.host.system import NOT_FOUND, System
 
 PROGRESS = ("import sys, time\n"
             "for i in range(3):\n"

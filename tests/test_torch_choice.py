@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from torch_setup import indexes, recipes as recipes_mod
+from torch_setup.wheels import indexes
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.errors import NoTorchError, UnsupportedError
 from torch_setup.facts import accelerator
 from torch_setup.facts.model import AcceleratorFacts, Facts, HostFacts, LibcFacts, OsFacts, PythonFacts
-from torch_setup.indexes import IndexUnreachable, Listing, Source
-from torch_setup.system import FakeSystem, Result
-from torch_setup.torch_choice import Choice, choose
-from torch_setup.variants import load_table
-from torch_setup.wheel_tags import target_from
+from torch_setup.wheels.indexes import IndexUnreachable, Listing, Source
+from torch_setup.host.replay import FakeSystem
+from torch_setup.host.system import Result
+from torch_setup.wheels.choose import Choice, choose
+from torch_setup.wheels.variants import load_table
+from torch_setup.wheels.tags import target_from
 
 FIXTURES = Path(__file__).parent / "fixtures" / "indexes"
 _spec = importlib.util.spec_from_file_location("loopback", FIXTURES / "loopback.py")
@@ -154,7 +156,8 @@ CASES = [
     # H200, driver 580.159.03, compute capability 9.0: every CUDA build runs; the newest torch, then newest CUDA.
     ("h200", "3.10", "linux-x86_64", "cu132", PT + "/cu132", "2.14.1"),  # 2.15 needs Python >= 3.11
     ("h200", "3.13", "linux-x86_64", "cu132", PT + "/cu132", "2.15.0"),
-    ("h200", "3.13t", "linux-x86_64", "cu130", PT + "/cu130", "2.11.0"),  # 3.13t compile: torch <= 2.11; cu132 starts 2.12
+    # 3.13t compile: torch <= 2.11; cu132 starts 2.12
+    ("h200", "3.13t", "linux-x86_64", "cu130", PT + "/cu130", "2.11.0"),
     ("h200", "3.14", "linux-x86_64", "cu132", PT + "/cu132", "2.15.0"),
     # Two GPUs, the lower one a V100 (sm_70): no kernels in cu130/cu132 or in cu128 from 2.11 -> cu126.
     ("multi", "3.10", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
@@ -336,7 +339,8 @@ def test_range_below_torch_compile_support_is_no_torch():
 def test_pip_constraint_file_caps_torch():
     cfg = "global.constraint='/etc/xdg/pip/constraints.txt'\n"
     c = pick(make_facts("none", "3.13"), pip_config=cfg,
-             read_text=lambda p: "# cap\ntorch<=2.14.1\ntorchvision<=0.29.1\n" if p.endswith("constraints.txt") else None)
+             read_text=lambda p: ("# cap\ntorch<=2.14.1\ntorchvision<=0.29.1\n"
+                                  if p.endswith("constraints.txt") else None))
     assert c.version == "2.14.1"
     assert "the constraint file /etc/xdg/pip/constraints.txt limits torch to <=2.14.1" in c.reasons
 

@@ -21,14 +21,18 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from conftest import FIXTURES, changed, host_facts_dict
-from torch_setup import indexes, run, uvtool
+from torch_setup import run
+from torch_setup.wheels import indexes
+from torch_setup.wheels import uv as uvtool
 from torch_setup.facts.host import cached_uv
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Plan, make_plan
-from torch_setup.request import PythonRequest, Request
+from torch_setup.planning.steps import Plan
+from torch_setup.planning.make import make_plan
+from torch_setup.request import Request
 from torch_setup.report import Reporter
-from torch_setup.system import FakeSystem, System
-from torch_setup.wheel_tags import target_from
+from torch_setup.host.replay import FakeSystem
+from torch_setup.host.system import System
+from torch_setup.wheels.tags import target_from
 
 PYPI_UV = json.loads((FIXTURES / "uv" / "pypi-uv.json").read_text())
 PYPI_SOURCE = indexes.Source(indexes.PYPI, "index", "PyPI")
@@ -345,6 +349,6 @@ def test_the_plans_uv_step_runs_for_real(served, tmp_path):
 
 
 def uvtool_recipes():
-    from torch_setup import recipes
+    from torch_setup.recipes import load as recipes
 
     return recipes.load()

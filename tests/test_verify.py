@@ -10,7 +10,8 @@ import pytest
 
 from conftest import FIXTURES
 from torch_setup import verify
-from torch_setup.system import FakeSystem, Result, System
+from torch_setup.host.replay import FakeSystem
+from torch_setup.host.system import Result, System
 
 IMPORTS = Path(verify.__file__).parent / verify.IMPORTS
 

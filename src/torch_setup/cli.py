@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from torch_setup import __version__
-from torch_setup.errors import ExitCode, PythonNotFoundError, TorchSetupError
+from torch_setup.errors import ExitCode, TorchSetupError
 from torch_setup.report import reporter_for
 from torch_setup.request import PythonRequest, Request
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 if TYPE_CHECKING:  # imported where used: `detect` starts its probe first, and needs no planning
-    from torch_setup import plan as planning
+    from torch_setup.planning.steps import Plan
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -55,7 +55,7 @@ def _fail(e: TorchSetupError, as_json: bool) -> None:
     if as_json:
         _emit({"ok": False, "version": __version__, "error": {
             "code": int(e.code), "name": e.code.name, "message": e.message, "hint": e.hint, "details": e.details},
-            "causes": causes, **getattr(e, "extra", {})})
+            "causes": causes, **e.extra})
     else:
         typer.echo(f"error: {e.message}", err=True)
         if e.details:
@@ -139,7 +139,7 @@ def _facts_for(system: System, request: Request, facts_file: Optional[str], rec)
     return pipeline.read_facts(facts_file) if facts_file else pipeline.gather_target(system, request, rec)
 
 
-def _print_plan(plan: planning.Plan) -> None:
+def _print_plan(plan: Plan) -> None:
     for i, step in enumerate(plan.steps, 1):
         mark = "done" if step.status == "done" else "todo"
         typer.echo(f"{i}. [{mark}] {step.title}" + ("  (root)" if step.root and step.status == "todo" else ""))

@@ -12,8 +12,9 @@ from typing import List, Optional, Sequence, Tuple
 from packaging.version import InvalidVersion, Version
 
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Plan, torch_usable
-from torch_setup.recipes import Recipes
+from torch_setup.planning.steps import Plan
+from torch_setup.planning.make import torch_usable
+from torch_setup.recipes.load import Recipes
 
 OK, PROBLEM, WARN, NA = "ok", "problem", "warn", "n/a"
 TORCH_DISK_GB = 6.0  # a CUDA torch 2.14.1 venv is ~5.3 GB (measured on Debian 12 x86_64); a CPU one ~1 GB
@@ -55,7 +56,7 @@ def _step(plan: Optional[Plan], need: str) -> Tuple[Optional[str], Tuple[str, ..
 
 def driver_floor(cuda: str) -> Optional[Version]:
     """The oldest Linux driver that runs torch built for this CUDA version (data/torch_variants.toml)."""
-    from torch_setup.variants import load_table
+    from torch_setup.wheels.variants import load_table
 
     try:
         major, minor = (cuda.split(".") + ["0"])[:2]
@@ -215,7 +216,7 @@ def gather_extras(system, facts: Facts, venv: str, check_index: bool = True) -> 
         if facts.torch.location:
             ex.torch_mtime = system.mtime(os.path.join(facts.torch.location, "torch", "version.py"))
     if check_index and not facts.torch.version:
-        from torch_setup.indexes import PYPI, configured, mask
+        from torch_setup.wheels.indexes import PYPI, configured, mask
 
         conf = configured(env=system.env)  # the index install would ask first
         url = conf.index.url if conf.index else PYPI

@@ -29,6 +29,7 @@ class TorchSetupError(Exception):
         self.message = message
         self.hint = hint
         self.details = details
+        self.extra: dict = {}  # more fields for the JSON error (install: the plan that failed)
 
 
 class UsageError(TorchSetupError):

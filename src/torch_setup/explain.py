@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Pattern, Sequence, Tuple, Union
 
 from torch_setup.errors import RecipeError
-from torch_setup.plan import NEEDS  # one vocabulary: what plan steps provide, what causes need
+from torch_setup.planning.steps import NEEDS  # one vocabulary: what plan steps provide, what causes need
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -8,16 +8,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
-from torch_setup import recipes as recipes_mod
+from torch_setup.recipes import load as recipes_mod
 from torch_setup.errors import FactsError
 from torch_setup.facts import gather as gathering
 from torch_setup.facts import compiler, config, python
 from torch_setup.facts.model import Facts
 from torch_setup.request import PythonRequest, Request
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 if TYPE_CHECKING:  # plan, run and verify are imported where used: `detect` starts faster without them
-    from torch_setup import plan as planning
+    from torch_setup.planning.steps import Plan
     from torch_setup.run import StepRun
     from torch_setup.verify import Verification
 
@@ -56,13 +56,14 @@ def read_facts(path: str) -> Facts:
 def gather_target(system: System, request: Request, recipes, probes: Optional[gathering.Probes] = None) -> Facts:
     """This host's facts for the request. A second run: where torch goes into a venv that exists already (one
     of the same Python), the venv is the target."""
-    from torch_setup import plan as planning  # here: `detect` needs no planning, and starts faster
+    from torch_setup.planning import make as planning  # here: `detect` needs no planning, and starts faster
+    from torch_setup.recipes import resolve
 
     facts = detect(system, request.python, recipes, probes)
     rec = recipes() if callable(recipes) else recipes
     if not facts.python.found or not planning.uses_venv(facts, rec, request):
         return facts
-    exe = os.path.join(planning.expand_home(request.venv, facts), "bin", "python")
+    exe = os.path.join(resolve.expand_home(request.venv, facts), "bin", "python")
     if not system.exists(exe):
         return facts
     py, torch, _, _ = python.find(system, PythonRequest.parse(exe))
@@ -74,15 +75,15 @@ def gather_target(system: System, request: Request, recipes, probes: Optional[ga
 
 
 def plan_host(request: Request, facts: Facts, recipes, *, online: bool = True, fetch=None,
-              system: Optional[System] = None) -> "planning.Plan":
+              system: Optional[System] = None) -> "Plan":
     """The one plan for a host: what `plan`, `install`, `doctor`, `explain`, the hints after a failed verify and
     the tests all call. `online`: ask the indexes which torch fits and where uv comes from (install, plan);
     offline (doctor, explain) the torch step names the range the Python supports and nothing is fetched.
     Everything about the host comes from `facts` (its tools, HOME, pip configuration, environment), so a facts
     file of another host plans exactly as `install` would there. `fetch`: the index client (tests pass one);
     `system`: reads the constraint files the host's pip configuration names."""
-    from torch_setup import plan as planning
-    from torch_setup import provision
+    from torch_setup.planning import make as planning
+    from torch_setup.planning import provide as provision
 
     uv = resolve_uv(facts, recipes, request, fetch) if online else None
     prep = provision.prepare(facts, recipes, request, uv=uv)
@@ -91,10 +92,10 @@ def plan_host(request: Request, facts: Facts, recipes, *, online: bool = True, f
     return provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv)) if choice else plan
 
 
-def assemble(request: Request, facts: Facts, recipes, *, choice=None, uv=None) -> "planning.Plan":
+def assemble(request: Request, facts: Facts, recipes, *, choice=None, uv=None) -> "Plan":
     """plan_host without the indexes: the `choice` of torch and the `uv` wheel given (tests give them)."""
-    from torch_setup import plan as planning
-    from torch_setup import provision
+    from torch_setup.planning import make as planning
+    from torch_setup.planning import provide as provision
 
     prep = provision.prepare(facts, recipes, request, uv=uv)
     return provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv))
@@ -103,12 +104,12 @@ def assemble(request: Request, facts: Facts, recipes, *, choice=None, uv=None) -
 def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Optional[System] = None):
     """Ask the indexes which torch fits, only when the plan will install one (a second run asks nothing). The
     indexes and variables are the planned host's (facts.config); nothing runs the target interpreter."""
-    from torch_setup import plan as planning
+    from torch_setup.planning import make as planning
 
     if not facts.python.found or not planning.needs_torch(facts, recipes, request):
         return None
-    from torch_setup import torch_choice
-    from torch_setup.variants import BACKEND_ENV
+    from torch_setup.wheels import choose as torch_choice
+    from torch_setup.wheels.variants import BACKEND_ENV
 
     env = facts.config.env
     backend = request.backend or env.get(BACKEND_ENV, "") or "auto"
@@ -122,11 +123,11 @@ def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Op
 def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):
     """A uv wheel to fetch when the box has no uv and the plan may use one (torch to install, or a Python to
     provide), from the planned host's indexes."""
-    from torch_setup import plan as planning
+    from torch_setup.planning import make as planning
 
     if facts.host.uv or (facts.python.found and not planning.needs_torch(facts, recipes, request)):
         return None
-    from torch_setup import uvtool
+    from torch_setup.wheels import uv as uvtool
 
     return uvtool.resolve(facts, facts.config.env, fetch=(lambda source: fetch(source, "uv")) if fetch else None)
 
@@ -134,7 +135,7 @@ def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):
 @dataclass
 class InstallReport:
     facts: Facts
-    plan: planning.Plan
+    plan: Plan
     runs: List[StepRun] = field(default_factory=list)
     verification: Optional[Verification] = None
     dry_run: bool = False
@@ -159,7 +160,7 @@ class InstallReport:
         }
 
 
-def install(system: System, facts: Facts, recipes, plan: planning.Plan, reporter,
+def install(system: System, facts: Facts, recipes, plan: Plan, reporter,
             do_verify: bool = True) -> InstallReport:
     from torch_setup import verify as verification
     from torch_setup.run import execute

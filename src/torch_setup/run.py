@@ -8,9 +8,9 @@ from typing import Callable, Dict, List, Optional
 
 from torch_setup.errors import NeedsRootError, StepError
 from torch_setup.facts.model import Facts
-from torch_setup.plan import Plan, Step
+from torch_setup.planning.steps import Plan, Step
 from torch_setup.report import Reporter
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 SMOKE = pkgutil.get_data("torch_setup", "smoke.py").decode()  # sent with -c: a zipapp has no files
 IMPORTS = "data/compile_imports.txt"  # what the smoke check imports, for its bytecode helpers

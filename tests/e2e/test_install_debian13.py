@@ -81,7 +81,8 @@ def test_doctor_lists_the_problems_first(root, pyz):
 
 
 def test_install_makes_torch_compile_work(root, pyz):
-    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 dist/torch-setup.pyz install --yes --torch-backend auto"],
+    res = root.run(["sh", "-c",
+                    "cd /root/torch-setup && python3 dist/torch-setup.pyz install --yes --torch-backend auto"],
                    timeout=2400)
     print(res.stdout[-3000:], res.stderr[-6000:])
     assert res.returncode == 0

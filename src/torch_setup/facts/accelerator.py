@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import List, Optional, Tuple
 
 from torch_setup.facts.model import AcceleratorFacts
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 DRIVER = re.compile(r"^\d+\.\d+(\.\d+)?$")
 

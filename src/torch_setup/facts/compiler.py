@@ -7,7 +7,7 @@ import re
 from typing import Optional, Tuple
 
 from torch_setup.facts.model import CompilerFacts
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 # What Inductor's kernels need: C++20 (torch >= 2.12), OpenMP, and Python.h (every CPU kernel is a Python
 # extension). Python.h is guarded so one build tells the toolchain and the headers apart.

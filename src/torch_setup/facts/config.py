@@ -14,7 +14,7 @@ import os
 from typing import Dict, List, Mapping, Optional
 
 from torch_setup.facts.model import ConfigFacts
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 ENV_PREFIXES = ("PIP_", "UV_", "TORCH_SETUP_")
 ENV_NAMES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "NO_PROXY",

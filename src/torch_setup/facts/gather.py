@@ -8,7 +8,7 @@ from torch_setup.errors import PythonNotFoundError
 from torch_setup.facts import accelerator, compiler, config, host, python
 from torch_setup.facts.model import Facts, LibcFacts, PythonFacts, TorchFacts
 from torch_setup.request import PythonRequest
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 
 class Probes:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Iterable, Optional, Tuple
 
 from torch_setup.facts.model import HostFacts, OsFacts
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 CA_BUNDLES = (
     "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Arch, Alpine

@@ -11,7 +11,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from torch_setup.errors import FactsError, PythonNotFoundError
 from torch_setup.facts.model import LibcFacts, PythonFacts, TorchFacts
 from torch_setup.request import PythonRequest
-from torch_setup.system import System
+from torch_setup.host.system import System
 
 # Sent with -c: the package may live inside a zipapp, where the script is no file a subprocess can open.
 PROBE = pkgutil.get_data("torch_setup.facts", "probe_python.py").decode()

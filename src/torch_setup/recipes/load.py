@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch_setup.errors import RecipeError
+from torch_setup.recipes.resolve import FIELD_PLACEHOLDERS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,10 +44,14 @@ ADVISED_COMPILER = 11  # ... and the one advised there
 
 
 def fill(template: str, **values: str) -> str:
-    """A template with its placeholders replaced; `{nodot}` comes from `minor` when not given."""
+    """A template with its placeholders replaced by `values` (resolve.values: all a field may hold, which the
+    loader checked it holds no more than); `{nodot}` comes from `minor` when not given."""
     if "minor" in values and "nodot" not in values:
         values["nodot"] = values["minor"].replace(".", "")
-    return template.format(**{k: values.get(k, "") for k in PLACEHOLDERS})
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError) as e:  # a field filled without the values its kind allows: a bug here
+        raise AssertionError(f"{template!r}: no value for {e}") from None
 
 
 @dataclass(frozen=True)
@@ -145,17 +150,18 @@ class Platform:
             return False
         return self.versions is None or version in self.versions
 
-    def packages_for(self, need: str, minor: str, **values: str) -> Tuple[str, ...]:
-        """The package names for a need ("headers", ..., or "python": the interpreter) and a Python version,
-        with the per-version overrides of `by_python` applied and the placeholders filled in."""
-        override = self.by_python.get(minor, {})
+    def packages_for(self, need: str, values: Mapping[str, str]) -> Tuple[str, ...]:
+        """The package names for a need ("headers", ..., or "python": the interpreter), with the per-version
+        overrides of `by_python` applied and the placeholders filled in (`values`: resolve.values, whose
+        "minor" is the Python version)."""
+        override = self.by_python.get(values["minor"], {})
         if need in override:
             names = override[need]
         elif need == PYTHON:
             names = self.python_packages
         else:
             names = self.packages.get(need, ())
-        return tuple(fill(n, minor=minor, **values) for n in names)
+        return tuple(fill(n, **values) for n in names)
 
     def repos_for(self, minor: str) -> Tuple[str, ...]:
         return self.repos.get(minor, ())
@@ -265,14 +271,15 @@ class Recipes:
 
 
 def builtin_dir():
-    """The packaged recipes (a wheel, the unpacked zipapp), a source checkout's, or inside a zip file."""
+    """The packaged recipes (a wheel or the unpacked zipapp: torch_setup/recipes/builtin), a source checkout's
+    (recipes/ at its root), or inside a zip file."""
     here = Path(__file__).resolve().parent
-    for d in (here / "recipes", here.parent.parent / "recipes"):
+    for d in (here / "builtin", here.parent.parent.parent / "recipes"):
         if d.is_dir():
             return d
     from importlib import resources  # ~20 ms to import: only for a zip that could not be unpacked
 
-    return resources.files("torch_setup") / "recipes"
+    return resources.files("torch_setup.recipes") / "builtin"
 
 
 def load(extra_dirs: Sequence[Path] = ()) -> Recipes:
@@ -330,7 +337,7 @@ def _list(f: Path, data: dict, key: str) -> list:
     return value
 
 
-def _need(f: Path, where: str, entry: dict, key: str, kind, required=True):
+def _need(f: Path, where: str, entry: dict, key: str, kind, required=True, allowed: Sequence[str] = ()):
     if key not in entry:
         if required:
             raise RecipeError(f"{f}: {where}: missing {key!r}")
@@ -340,7 +347,7 @@ def _need(f: Path, where: str, entry: dict, key: str, kind, required=True):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise RecipeError(f"{f}: {where}: {key!r} must be a list of strings")
         for v in value:
-            _template(f, where, key, v)
+            _template(f, where, key, v, allowed)
         return tuple(value)
     if kind is bool:
         if not isinstance(value, bool):
@@ -352,38 +359,42 @@ def _need(f: Path, where: str, entry: dict, key: str, kind, required=True):
         return value
     if not isinstance(value, kind) or (kind is str and not value.strip()):
         raise RecipeError(f"{f}: {where}: {key!r} must be a non-empty {kind.__name__}")
+    if kind is str and allowed:
+        _template(f, where, key, value, allowed)
     return value
 
 
-def _template(f: Path, where: str, key: str, value: str) -> None:
-    """Only the known placeholders, and well-formed braces: a typo is an error at load, not at install."""
+def _template(f: Path, where: str, key: str, value: str, allowed: Sequence[str] = ()) -> None:
+    """Only the placeholders resolve.py fills for this kind of field, and well-formed braces: a typo or a value
+    the field never gets is an error at load, not a wrong command at install."""
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
     except ValueError as e:
         raise RecipeError(f"{f}: {where}: {key!r}: {value!r}: {e}") from None
     for name in names:
-        if name not in PLACEHOLDERS + ("packages",):
-            raise RecipeError(f"{f}: {where}: {key!r}: unknown placeholder {{{name}}} in {value!r}; "
-                              f"known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+        if name not in allowed:
+            known = ", ".join("{" + p + "}" for p in allowed) or "none"
+            raise RecipeError(f"{f}: {where}: {key!r}: placeholder {{{name}}} in {value!r} is not one this field "
+                              f"is filled with; allowed here: {known}")
 
 
-def _argv_list(f: Path, where: str, entry: dict, key: str) -> Tuple[Tuple[str, ...], ...]:
+def _argv_list(f: Path, where: str, entry: dict, key: str, allowed: Sequence[str] = ()) -> Tuple[Tuple[str, ...], ...]:
     value = entry.get(key, [])
     if not isinstance(value, list) or not all(isinstance(c, list) and c and all(isinstance(a, str) for a in c)
                                               for c in value):
         raise RecipeError(f"{f}: {where}: {key!r} must be a list of argv lists")
     for c in value:
         for a in c:
-            _template(f, where, key, a)
+            _template(f, where, key, a, allowed)
     return tuple(tuple(c) for c in value)
 
 
-def _str_table(f: Path, where: str, entry: dict, key: str) -> Dict[str, str]:
+def _str_table(f: Path, where: str, entry: dict, key: str, allowed: Sequence[str] = ()) -> Dict[str, str]:
     value = entry.get(key, {})
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise RecipeError(f"{f}: {where}: {key!r} must be a table of strings")
     for v in value.values():
-        _template(f, where, key, v)
+        _template(f, where, key, v, allowed)
     return dict(value)
 
 
@@ -399,22 +410,22 @@ def _manager(f: Path, name: str, m: dict) -> Manager:
     where = f"manager {name!r}"
     _check_keys(f, where, m, {"binary", "install", "refresh", "refresh_max_age_s", "clean", "env", "source",
                               "root", "kind", "create"})
-    install = _need(f, where, m, "install", list)
-    if "{packages}" not in install:
-        raise RecipeError(f"{f}: {where}: 'install' must contain \"{{packages}}\"")
-    clean = m.get("clean", [])
-    if not isinstance(clean, list) or not all(isinstance(c, list) for c in clean):
-        raise RecipeError(f"{f}: {where}: 'clean' must be a list of argv lists")
-    env = m.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise RecipeError(f"{f}: {where}: 'env' must be a table of strings")
-    age = m.get("refresh_max_age_s")
-    if age is not None and not isinstance(age, (int, float)):
-        raise RecipeError(f"{f}: {where}: 'refresh_max_age_s' must be a number")
     kind = m.get("kind", "system")
     if kind not in MANAGER_KINDS:
         raise RecipeError(f"{f}: {where}: 'kind' must be one of {', '.join(MANAGER_KINDS)}")
-    create = _need(f, where, m, "create", list, required=False) or ()
+    env_kind = "env " if kind == "env" else ""
+    install = _need(f, where, m, "install", list, allowed=FIELD_PLACEHOLDERS[f"{env_kind}manager install"])
+    if "{packages}" not in install:
+        raise RecipeError(f"{f}: {where}: 'install' must contain \"{{packages}}\"")
+    clean = _argv_list(f, where, m, "clean", FIELD_PLACEHOLDERS["manager clean"])
+    env = _str_table(f, where, m, "env", FIELD_PLACEHOLDERS["manager env"])
+    age = m.get("refresh_max_age_s")
+    if age is not None and not isinstance(age, (int, float)):
+        raise RecipeError(f"{f}: {where}: 'refresh_max_age_s' must be a number")
+    if kind != "env" and "create" in m:
+        raise RecipeError(f"{f}: {where}: 'create' is for env managers (kind = \"env\") only")
+    create = _need(f, where, m, "create", list, required=False,
+                   allowed=FIELD_PLACEHOLDERS["env manager create"]) or ()
     if kind == "env":
         for key, argv in (("install", install), ("create", create)):
             if "{packages}" not in argv or not any("{prefix}" in a for a in argv):
@@ -425,8 +436,9 @@ def _manager(f: Path, name: str, m: dict) -> Manager:
         raise RecipeError(f"{f}: {where}: 'root' must be true or false")
     return Manager(
         name=name, binary=_need(f, where, m, "binary", str), install=install,
-        refresh=_need(f, where, m, "refresh", list, required=False) or (),
-        refresh_max_age_s=age, clean=tuple(tuple(c) for c in clean), env=dict(env),
+        refresh=_need(f, where, m, "refresh", list, required=False,
+                      allowed=FIELD_PLACEHOLDERS["manager refresh"]) or (),
+        refresh_max_age_s=age, clean=clean, env=env,
         source=_need(f, where, m, "source", str), root=root, kind=kind, create=create,
     )
 
@@ -434,11 +446,12 @@ def _manager(f: Path, name: str, m: dict) -> Manager:
 def _repo(f: Path, name: str, r: dict) -> Repo:
     where = f"repo {name!r}"
     _check_keys(f, where, r, {"title", "packages", "commands", "check", "refresh", "externally_managed", "source"})
-    packages = _need(f, where, r, "packages", list, required=False) or ()
-    commands = _argv_list(f, where, r, "commands")
+    allowed = FIELD_PLACEHOLDERS["repo"]
+    packages = _need(f, where, r, "packages", list, required=False, allowed=allowed) or ()
+    commands = _argv_list(f, where, r, "commands", allowed)
     if not packages and not commands:
         raise RecipeError(f"{f}: {where}: needs 'packages' or 'commands' (or both)")
-    check = _need(f, where, r, "check", list)
+    check = _need(f, where, r, "check", list, allowed=allowed)
     if not check:
         raise RecipeError(f"{f}: {where}: 'check' must be an argv (exit 0: the repository is enabled)")
     refresh = r.get("refresh", False)
@@ -467,6 +480,7 @@ def _platform(f: Path, i: int, p: dict) -> Platform:
     _check_keys(f, where + " match", match, {"os", "version", "major", "arch", "system", "source"})
     sources = _need(f, where, match, "source", list, required=False)
     os_ids = _need(f, where, match, "os", list, required=sources is None)  # a source entry may name no OS
+    allowed = FIELD_PLACEHOLDERS["source platform" if sources is not None else "platform"]
     packages = p.get("packages", {})
     if not isinstance(packages, dict):
         raise RecipeError(f"{f}: {where}: 'packages' must be a table")
@@ -482,7 +496,7 @@ def _platform(f: Path, i: int, p: dict) -> Platform:
         if bad:
             raise RecipeError(f"{f}: {where}: by_python {minor!r}: unknown need(s) {', '.join(sorted(bad))}; "
                               f"known: {', '.join(NEEDS + (PYTHON,))}")
-        overrides[minor] = {k: _need(f, f"{where} by_python {minor!r}", table, k, list) for k in table}
+        overrides[minor] = {k: _need(f, f"{where} by_python {minor!r}", table, k, list, allowed=allowed) for k in table}
     repos = p.get("repos", {})
     if not isinstance(repos, dict):
         raise RecipeError(f"{f}: {where}: 'repos' must be a table (version -> repo ids)")
@@ -492,10 +506,10 @@ def _platform(f: Path, i: int, p: dict) -> Platform:
         u = p["cxx_upgrade"]
         uw = f"{where} cxx_upgrade"
         _check_keys(f, uw, u, {"packages", "env", "source"})
-        env = _str_table(f, uw, u, "env")
+        env = _str_table(f, uw, u, "env", allowed)
         if "CXX" not in env:
             raise RecipeError(f"{f}: {uw}: 'env' must set CXX (the compiler Inductor is to use)")
-        upgrade = CxxUpgrade(_need(f, uw, u, "packages", list), env, _need(f, uw, u, "source", str))
+        upgrade = CxxUpgrade(_need(f, uw, u, "packages", list, allowed=allowed), env, _need(f, uw, u, "source", str))
     em = p.get("externally_managed", False)
     if not isinstance(em, bool):
         raise RecipeError(f"{f}: {where}: 'externally_managed' must be true or false")
@@ -504,7 +518,7 @@ def _platform(f: Path, i: int, p: dict) -> Platform:
         os=os_ids or (),
         versions=_need(f, where, match, "version", list, required=False),
         manager=_need(f, where, p, "manager", str),
-        packages={k: _need(f, f"{where} packages", packages, k, list) for k in packages},
+        packages={k: _need(f, f"{where} packages", packages, k, list, allowed=allowed) for k in packages},
         pythons=_need(f, where, p, "pythons", list, required=False),
         source=_need(f, where, p, "source", str),
         origin=str(f),
@@ -512,20 +526,22 @@ def _platform(f: Path, i: int, p: dict) -> Platform:
         arches=_need(f, where, match, "arch", list, required=False),
         systems=_need(f, where, match, "system", list, required=False),
         sources=sources,
-        python_packages=_need(f, where, p, "python_packages", list, required=False) or (),
+        python_packages=_need(f, where, p, "python_packages", list, required=False, allowed=allowed) or (),
         by_python=overrides,
         repos=repo_ids,
-        python_executable=_need(f, where, p, "python_executable", str, required=False) or "/usr/bin/python{minor}",
-        python_include=_need(f, where, p, "python_include", str, required=False) or "/usr/include/python{minor}",
+        python_executable=_need(f, where, p, "python_executable", str, required=False, allowed=allowed)
+        or "/usr/bin/python{minor}",
+        python_include=_need(f, where, p, "python_include", str, required=False, allowed=allowed)
+        or "/usr/include/python{minor}",
         externally_managed=em,
         compiler_min=_need(f, where, p, "compiler_min", int, required=False) or DEFAULT_COMPILER_MIN,
         compiler_default=_need(f, where, p, "compiler_default", int, required=False),
         cxx_upgrade=upgrade,
-        cxx_env=_str_table(f, where, p, "cxx_env"),
-        uv_packages=_need(f, where, p, "uv_packages", list, required=False) or (),
-        uv_bootstrap=_need(f, where, p, "uv_bootstrap", list, required=False) or (),
-        pyenv_packages=_need(f, where, p, "pyenv_packages", list, required=False) or (),
-        pyenv_build=_need(f, where, p, "pyenv_build", list, required=False) or (),
+        cxx_env=_str_table(f, where, p, "cxx_env", allowed),
+        uv_packages=_need(f, where, p, "uv_packages", list, required=False, allowed=allowed) or (),
+        uv_bootstrap=_need(f, where, p, "uv_bootstrap", list, required=False, allowed=allowed) or (),
+        pyenv_packages=_need(f, where, p, "pyenv_packages", list, required=False, allowed=allowed) or (),
+        pyenv_build=_need(f, where, p, "pyenv_build", list, required=False, allowed=allowed) or (),
     )
 
 

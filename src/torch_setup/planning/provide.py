@@ -43,11 +43,11 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from torch_setup import plan as planning
-from torch_setup import refuse
+from torch_setup.planning.steps import WITH_CXX, Command, Plan, Step, provided
+from torch_setup.recipes import refuse, resolve
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import CompilerFacts, Facts, PythonFacts, TorchFacts
-from torch_setup.recipes import ADVISED_COMPILER, PYTHON, Manager, Platform, Recipes, fill
+from torch_setup.recipes.load import ADVISED_COMPILER, PYTHON, Manager, Platform, Recipes, fill
 from torch_setup.request import DEFAULT_VENV, PythonRequest, Request
 
 PYTHON_NEEDS = frozenset({"python", "headers", "venv", "environment"})  # what a provided interpreter brings
@@ -61,7 +61,7 @@ CONDA_ENV = "~/.conda/envs/torch-py{nodot}"  # in conda's default user envs_dirs
 @dataclass(frozen=True)
 class Provision:
     """Steps that provide a Python, and what the plan continues with."""
-    steps: Tuple[planning.Step, ...]
+    steps: Tuple[Step, ...]
     python: str  # the interpreter the rest of the plan (and the verification) uses
     provider: str  # system, uv, pyenv, conda; "" when the asked Python is there already
     facts: Facts  # the facts once the steps ran: give these to make_plan
@@ -71,7 +71,7 @@ class Provision:
 @dataclass(frozen=True)
 class CompilerFix:
     """A compiler step, and the environment (CXX, CC) Inductor and Triton must run with afterwards."""
-    step: planning.Step
+    step: Step
     env: Dict[str, str]
     facts: Facts  # the facts once the step ran (compiler.cxx = env CXX, toolchain_ok)
 
@@ -79,7 +79,7 @@ class CompilerFix:
 @dataclass(frozen=True)
 class Prepared:
     """What comes before make_plan: provisioning steps, in order, and the facts make_plan is to see."""
-    steps: Tuple[planning.Step, ...]
+    steps: Tuple[Step, ...]
     facts: Facts
     provider: str = ""
     env: Dict[str, str] = field(default_factory=dict)
@@ -92,7 +92,7 @@ def prepare(facts: Facts, recipes: Recipes, request: Request = Request(), *, uv=
     `uv`: a uvtool.UvWheel to fetch when the box has no uv."""
     box_only = replace(facts, python=PythonFacts())
     refuse.check(box_only, recipes)  # musl, old glibc, Intel or old macOS: before anything about Pythons
-    steps: List[planning.Step] = []
+    steps: List[Step] = []
     env: Dict[str, str] = {}
     chosen = ""
     wanted = request.python if request.python.is_version else PythonRequest.parse(facts.python.absent)
@@ -110,7 +110,7 @@ def prepare(facts: Facts, recipes: Recipes, request: Request = Request(), *, uv=
     return Prepared(tuple(_chain(steps)), facts, chosen, env)
 
 
-def compose(prepared: Prepared, plan: planning.Plan) -> planning.Plan:
+def compose(prepared: Prepared, plan: Plan) -> Plan:
     """The provisioning steps, then the plan's, which wait for them (the runner starts a step with no `after`
     at once); the environment to set goes into the notes."""
     steps = list(prepared.steps)
@@ -166,9 +166,9 @@ def python_steps(facts: Facts, recipes: Recipes, wanted: PythonRequest, provider
     if provider == "system":
         return _system(facts, recipes, base, version)
     if provider == "uv":
-        return _uv(facts, recipes, minor, version, planning.expand_home(venv, facts), uv)
+        return _uv(facts, recipes, minor, version, resolve.expand_home(venv, facts), uv)
     if provider == "pyenv":
-        return _pyenv(facts, recipes, base, version, planning.expand_home(venv, facts), facts.host.pyenv)
+        return _pyenv(facts, recipes, base, version, resolve.expand_home(venv, facts), facts.host.pyenv)
     return _conda(facts, recipes, base, version, facts.host.conda)
 
 
@@ -180,44 +180,44 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
             f"{where} does not package Python {minor}" + (f" (recipe {platform.id})" if platform else ""),
             hint="--python-from uv (a uv-managed Python, headers included), pyenv or conda")
     manager = recipes.managers[platform.manager]
-    values = planning.template_values(facts)
-    steps: List[planning.Step] = []
+    values = resolve.values(facts, minor)
+    steps: List[Step] = []
     repos = [recipes.repos[r] for r in platform.repos_for(minor)]
     refreshed = False
     prereq: Tuple[str, ...] = ()
     if repos:
-        commands: List[planning.Command] = []
-        prereq = _unique(fill(p, minor=minor, **values) for r in repos for p in r.packages)
+        commands: List[Command] = []
+        prereq = _unique(fill(p, **values) for r in repos for p in r.packages)
         if prereq:
-            commands += planning.install_commands(facts, manager, prereq)
-            refreshed = planning.stale(facts, manager)
+            commands += resolve.install_commands(facts, manager, prereq)
+            refreshed = resolve.stale(facts, manager)
         for r in repos:
-            commands += [planning.manager_command(facts, manager, tuple(fill(a, minor=minor, **values) for a in argv))
+            commands += [resolve.manager_command(facts, manager, tuple(fill(a, **values) for a in argv))
                          for argv in r.commands]
         if any(r.refresh for r in repos) and manager.refresh:
-            commands.append(planning.manager_command(facts, manager, manager.refresh))
+            commands.append(resolve.manager_command(facts, manager, manager.refresh))
             refreshed = True
-        steps.append(planning.Step(
+        steps.append(Step(
             "python-repos", "Repositories: " + ", ".join(r.title for r in repos), "todo", tuple(commands),
             manager.root, f"Python {minor} comes from " + ", ".join(r.id for r in repos) + f" on {where}",
-            checks=tuple(tuple(fill(a, minor=minor, **values) for a in r.check) for r in repos)))
-    ca = platform.packages_for("ca", minor, **values)
+            checks=tuple(tuple(fill(a, **values) for a in r.check) for r in repos)))
+    ca = platform.packages_for("ca", values)
     ca_done = bool(repos) and set(ca) <= set(prereq)  # the repositories' prerequisites brought them
     needs = [PYTHON, "headers", "venv"] + (["cxx"] if _needs_cxx(facts, recipes) else []) + \
         (["ca"] if not facts.host.ca_bundle and not ca_done else []) + _openssl(facts, recipes)
-    packages = _unique(p for need in needs for p in platform.packages_for(need, minor, **values))
-    steps.append(planning.Step(
+    packages = _unique(p for need in needs for p in platform.packages_for(need, values))
+    steps.append(Step(
         "python-packages", "System packages: " + " ".join(packages), "todo",
-        tuple(planning.install_commands(facts, manager, packages, refreshed=refreshed)), manager.root,
+        tuple(resolve.install_commands(facts, manager, packages, refreshed=refreshed)), manager.root,
         f"no Python {minor} on the box; {platform.id} packages it",
-        provides=planning.provided(needs) | (frozenset({"ca"}) if ca_done else frozenset())))
+        provides=provided(needs) | (frozenset({"ca"}) if ca_done else frozenset())))
     em = next((r.externally_managed for r in repos if r.externally_managed is not None), platform.externally_managed)
-    exe = fill(platform.python_executable, minor=minor, **values)
+    exe = fill(platform.python_executable, **values)
     source = "homebrew" if manager.name == "brew" else "system"
     prefix = "/usr" if source == "system" else os.path.dirname(os.path.dirname(exe))
     after = _after(facts, predicted(
         executable=exe, version=version, prefix=prefix, base_prefix=prefix, source=source,
-        include_dir=fill(platform.python_include, minor=minor, **values), externally_managed=em),
+        include_dir=fill(platform.python_include, **values), externally_managed=em),
         cxx="cxx" in needs, ca="ca" in needs or ca_done, openssl="openssl" in needs)
     if manager.name == "apt":  # refreshed by these steps, or fresh already
         after = replace(after, host=replace(after.host, apt_lists_age_s=0.0))
@@ -226,7 +226,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
 
 def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, wheel) -> Provision:
     platform = recipes.os_platform_for_facts(facts)
-    steps: List[planning.Step] = []
+    steps: List[Step] = []
     uv = facts.host.uv
     py = box_python(facts) or PythonFacts()
     maker = py.executable if py.found and py.executable else "python3"
@@ -247,27 +247,27 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
     if system:
         steps.append(system)
     if not uv and wheel:
-        uv = wheel.dest(planning.expand_home("~", facts))
-        from torch_setup.uvtool import FETCH_SCRIPT
+        uv = wheel.dest(resolve.expand_home("~", facts))
+        from torch_setup.wheels.uv import FETCH_SCRIPT
 
-        steps.append(planning.Step(
+        steps.append(Step(
             "uv", f"uv {wheel.version} (one static binary)", "todo",
-            (planning.Command((maker, "-c", FETCH_SCRIPT, wheel.url, wheel.sha256, uv)),), False,
+            (Command((maker, "-c", FETCH_SCRIPT, wheel.url, wheel.sha256, uv)),), False,
             "no uv here: it installs Python 3 builds with headers, and torch faster than pip",
             provides=frozenset({"uv"})))
     elif not uv:
-        tool = planning.expand_home(UV_TOOL_VENV, facts)
+        tool = resolve.expand_home(UV_TOOL_VENV, facts)
         uv = os.path.join(tool, "bin", "uv")
-        steps.append(planning.Step(
+        steps.append(Step(
             "uv", f"uv (from the package index, in its own venv {tool})", "todo",
-            (planning.Command((maker, "-m", "venv", tool)),
-             planning.Command((os.path.join(tool, "bin", "python"), "-m", "pip", "install", "uv"))), False,
+            (Command((maker, "-m", "venv", tool)),
+             Command((os.path.join(tool, "bin", "python"), "-m", "pip", "install", "uv"))), False,
             "no uv here, and pip may not install into an externally managed Python: uv gets a venv of its own",
             provides=frozenset({"uv"})))
-    steps.append(planning.Step(
+    steps.append(Step(
         "python", f"Python {minor} (uv-managed) in the venv {venv}", "todo",
-        (planning.Command((uv, "python", "install", minor)),
-         planning.Command((uv, "venv", "--seed", "--allow-existing", "--python", minor, venv))), False,
+        (Command((uv, "python", "install", minor)),
+         Command((uv, "venv", "--seed", "--allow-existing", "--python", minor, venv))), False,
         f"no Python {minor} on the box: a uv-managed one (python-build-standalone, headers included)",
         creates=venv, provides=PYTHON_NEEDS))
     after = _after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed,
@@ -282,7 +282,7 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
         raise UnsupportedError(
             f"no recipe for {facts.os.name or facts.os.id} {facts.os.version}: pyenv's build environment is unknown",
             hint="install pyenv's suggested build environment yourself, or --python-from uv")
-    steps: List[planning.Step] = []
+    steps: List[Step] = []
     extra = list(platform.pyenv_build)
     if not pyenv and platform.pyenv_packages:
         extra += platform.pyenv_packages
@@ -292,17 +292,17 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
     if system:
         steps.append(system)
     if not pyenv:
-        root = planning.expand_home(PYENV_ROOT, facts)
+        root = resolve.expand_home(PYENV_ROOT, facts)
         pyenv = os.path.join(root, "bin", "pyenv")
-        steps.append(planning.Step("pyenv", f"pyenv (a checkout in {root})", "todo",
-                                   (planning.Command(("git", "clone", "--depth", "1", PYENV_GIT, root)),), False,
+        steps.append(Step("pyenv", f"pyenv (a checkout in {root})", "todo",
+                                   (Command(("git", "clone", "--depth", "1", PYENV_GIT, root)),), False,
                                    "no pyenv here: pyenv's documented basic GitHub checkout"))
     # The patch release is pyenv's to pick (the newest 3.13.x): the venv comes from whichever it built.
     make_venv = 'exec "$("$0" root)/versions/$("$0" latest "$1")/bin/python$1" -m venv "$2"'
-    steps.append(planning.Step(
+    steps.append(Step(
         "python", f"Python {minor} (pyenv) and the venv {venv}", "todo",
-        (planning.Command((pyenv, "install", "--skip-existing", minor)),
-         planning.Command(("sh", "-c", make_venv, pyenv, minor, venv))), False,
+        (Command((pyenv, "install", "--skip-existing", minor)),
+         Command(("sh", "-c", make_venv, pyenv, minor, venv))), False,
         f"no Python {minor} on the box: pyenv builds the newest {minor}.x (a few minutes)", creates=venv,
         provides=PYTHON_NEEDS))
     after = _after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed,
@@ -319,20 +319,20 @@ def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Opti
         raise UnsupportedError(f"no conda recipe for {facts.os.system} {facts.arch}",
                                hint="add one with --recipes DIR (see recipes/conda.toml), or --python-from uv")
     manager = _env_manager(recipes, cplat, conda)
-    prefix = planning.expand_home(fill(CONDA_ENV, minor=minor), facts)
-    values = dict(planning.template_values(facts), prefix=prefix)
+    prefix = resolve.expand_home(fill(CONDA_ENV, minor=minor), facts)
+    values = resolve.values(facts, minor, prefix)
     cxx = not facts.compiler.toolchain_ok
-    packages = _unique(list(cplat.packages_for(PYTHON, minor, **values))
-                       + (list(cplat.packages_for("cxx", minor, **values)) if cxx else []))
-    env = {k: fill(v, minor=minor, **values) for k, v in cplat.cxx_env.items()} if cxx else {}
-    step = planning.Step("python", f"conda environment {prefix}: " + " ".join(packages), "todo",
-                         (planning.Command(manager.create_argv(packages, minor=minor, **values), dict(manager.env)),),
+    packages = _unique(list(cplat.packages_for(PYTHON, values))
+                       + (list(cplat.packages_for("cxx", values)) if cxx else []))
+    env = {k: fill(v, **values) for k, v in cplat.cxx_env.items()} if cxx else {}
+    step = Step("python", f"conda environment {prefix}: " + " ".join(packages), "todo",
+                         (Command(manager.create_argv(packages, prefix=prefix), dict(manager.env)),),
                          False, f"no Python {minor} on the box: a conda-forge one in its own environment",
-                         creates=prefix, provides=PYTHON_NEEDS | (planning.WITH_CXX if cxx else frozenset()))
-    exe = fill(cplat.python_executable, minor=minor, **values)
+                         creates=prefix, provides=PYTHON_NEEDS | (WITH_CXX if cxx else frozenset()))
+    exe = fill(cplat.python_executable, **values)
     after = _after(facts, predicted(
         executable=exe, version=version, prefix=prefix, base_prefix=prefix, source="conda",
-        include_dir=fill(cplat.python_include, minor=minor, **values), externally_managed=False),
+        include_dir=fill(cplat.python_include, **values), externally_managed=False),
         cxx=cxx, ca=False, cxx_env=env)
     return Provision((step,), exe, "conda", after, env)
 
@@ -360,15 +360,15 @@ def compiler_steps(facts: Facts, recipes: Recipes) -> Optional[CompilerFix]:
         cplat = recipes.source_platform("conda", arch=facts.arch or None, system=facts.os.system or None)
         if cplat:
             prefix = py.base_prefix or py.prefix or ""
-            values = dict(planning.template_values(facts), prefix=prefix)
+            values = resolve.values(facts, py.minor or "", prefix)
             manager = _env_manager(recipes, cplat, conda)
-            packages = cplat.packages_for("cxx", py.minor or "", **values)
+            packages = cplat.packages_for("cxx", values)
             env = {k: fill(v, **values) for k, v in cplat.cxx_env.items()}
-            step = planning.Step(
+            step = Step(
                 "compiler", f"C++ compiler in the conda environment {prefix}: " + " ".join(packages), "todo",
-                (planning.Command(manager.install_argv(packages, **values), dict(manager.env)),), False,
+                (Command(manager.install_argv(packages, prefix=prefix), dict(manager.env)),), False,
                 "a conda Python gets conda-forge's compiler in its own environment, as the user"
-                + (f"; then {_show(env)}" if env else ""), provides=planning.WITH_CXX)
+                + (f"; then {_show(env)}" if env else ""), provides=WITH_CXX)
             return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
     platform = recipes.os_platform_for_facts(facts)
     if not platform or not platform.cxx_upgrade:
@@ -386,12 +386,12 @@ def compiler_steps(facts: Facts, recipes: Recipes) -> Optional[CompilerFix]:
         return None
     upgrade = platform.cxx_upgrade
     manager = recipes.managers[platform.manager]
-    values = planning.template_values(facts)
-    packages = tuple(fill(p, minor=py.minor or "", **values) for p in upgrade.packages)
-    env = {k: fill(v, minor=py.minor or "", **values) for k, v in upgrade.env.items()}
-    step = planning.Step("compiler", f"C++ compiler: {' '.join(packages)} ({_show(env)})", "todo",
-                         tuple(planning.install_commands(facts, manager, packages)), manager.root,
-                         why + f"; then {_show(env)}", provides=planning.WITH_CXX | {"compiler-upgrade"})
+    values = resolve.values(facts, py.minor or "")
+    packages = tuple(fill(p, **values) for p in upgrade.packages)
+    env = {k: fill(v, **values) for k, v in upgrade.env.items()}
+    step = Step("compiler", f"C++ compiler: {' '.join(packages)} ({_show(env)})", "todo",
+                         tuple(resolve.install_commands(facts, manager, packages)), manager.root,
+                         why + f"; then {_show(env)}", provides=WITH_CXX | {"compiler-upgrade"})
     return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
 
 
@@ -415,31 +415,31 @@ def _show(env: Dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in env.items())
 
 
-def _chain(steps: Sequence[planning.Step]) -> List[planning.Step]:
+def _chain(steps: Sequence[Step]) -> List[Step]:
     """One after the other: package managers hold a lock, and each step needs what the one before made."""
-    out: List[planning.Step] = []
+    out: List[Step] = []
     for s in steps:
         out.append(replace(s, after=(out[-1].id,)) if out and not s.after else s)
     return out
 
 
 def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform], minor: str,
-                     extra: Sequence[str], why: str) -> Tuple[Optional[planning.Step], List[str]]:
+                     extra: Sequence[str], why: str) -> Tuple[Optional[Step], List[str]]:
     """The system packages a Python from elsewhere still needs: the compiler (unless compiler_steps fixes it),
     CA certificates, and `extra` (uv's bootstrap, pyenv's build environment). Also: which needs it fixes."""
     if not platform:
         return None, []
     manager = recipes.managers[platform.manager]
-    values = planning.template_values(facts)
+    values = resolve.values(facts, minor)
     needs = (["cxx"] if _needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else []) + \
         _openssl(facts, recipes)
-    packages = _unique([fill(p, minor=minor, **values) for p in extra]
-                       + [p for need in needs for p in platform.packages_for(need, minor, **values)])
+    packages = _unique([fill(p, **values) for p in extra]
+                       + [p for need in needs for p in platform.packages_for(need, values)])
     if not packages:
         return None, []
-    return planning.Step("python-packages", "System packages: " + " ".join(packages), "todo",
-                         tuple(planning.install_commands(facts, manager, packages)), manager.root, why,
-                         provides=planning.provided(needs)), needs
+    return Step("python-packages", "System packages: " + " ".join(packages), "todo",
+                         tuple(resolve.install_commands(facts, manager, packages)), manager.root, why,
+                         provides=provided(needs)), needs
 
 
 def predicted(*, executable: str, version: str, prefix: str, source: str, base_prefix: Optional[str] = None,

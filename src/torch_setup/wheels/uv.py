@@ -76,8 +76,8 @@ def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
     """Ask the user's indexes, then PyPI, for a uv wheel for this box. None: stay with pip."""
     if env.get(NO_UV_ENV, "") not in ("", "0"):
         return None
-    from torch_setup import indexes
-    from torch_setup.wheel_tags import target_from
+    from torch_setup.wheels import indexes
+    from torch_setup.wheels.tags import target_from
 
     from dataclasses import replace
 

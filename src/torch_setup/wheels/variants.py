@@ -20,7 +20,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from torch_setup.errors import UnsupportedError
-from torch_setup.wheel_tags import Target
+from torch_setup.wheels.tags import Target
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -159,8 +159,8 @@ def wanted(facts, table: Table, target: Target, backend: str, env: Mapping[str, 
 
 
 def _cpu(reason: str, target: Target, warning: str = "") -> Policy:
-    p = Policy("mps" if target.platform_key == "darwin-arm64" else "cpu", ("cpu",), any_build_runs=target.system != "darwin",
-               skip_pytorch_index=target.system == "darwin", reasons=[reason])
+    p = Policy("mps" if target.platform_key == "darwin-arm64" else "cpu", ("cpu",),
+               any_build_runs=target.system != "darwin", skip_pytorch_index=target.system == "darwin", reasons=[reason])
     if warning:
         p.warnings.append(warning)
     return p
@@ -173,7 +173,8 @@ def _auto(facts, table: Table, target: Target, cc) -> Policy:
     if acc.kind == "nvidia":
         return _auto_nvidia(table, target, acc, cc)
     if acc.kind == "rocm" and acc.gfx:
-        fits = [v for v in table.variants if v.kind == "rocm" and acc.gfx in v.gfx and target.platform_key in v.platforms]
+        fits = [v for v in table.variants
+                if v.kind == "rocm" and acc.gfx in v.gfx and target.platform_key in v.platforms]
         if not fits:
             return _cpu("ROCm GPU seen, but no ROCm build on file runs on it", target,
                         f"no ROCm torch build lists {acc.gfx} (or none for {target.platform_name}); chose cpu -- "

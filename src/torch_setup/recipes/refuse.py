@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from torch_setup.errors import UnsupportedError
 from torch_setup.facts.model import Facts
-from torch_setup.recipes import Recipes, Refusal
+from torch_setup.recipes.load import Recipes, Refusal
 
 
 def check(facts: Facts, recipes: Recipes) -> None:

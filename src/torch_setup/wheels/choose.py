@@ -17,18 +17,18 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from torch_setup import indexes
+from torch_setup.wheels import indexes
 from torch_setup.errors import NoTorchError, UnsupportedError
-from torch_setup.indexes import File, IndexUnreachable, Listing, Source, mask, mask_text
-from torch_setup.variants import Policy, Table, load_table, wanted
-from torch_setup.wheel_tags import Target, target_from
+from torch_setup.wheels.indexes import File, IndexUnreachable, Listing, Source, mask, mask_text
+from torch_setup.wheels.variants import Policy, Table, load_table, wanted
+from torch_setup.wheels.tags import Target, target_from
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
 Fetch = Callable[[Source, str], Listing]
@@ -57,7 +57,7 @@ class Ctx:
     allow_pre: bool
     window: Optional[Tuple[Version, Optional[Version]]]  # torch.compile: (min, max) for the target Python
     companions: Tuple[str, ...]
-    recipes: object = None
+    recipes: Any = None  # recipes.load.Recipes: which Pythons a torch release supports
     answered: List[Tuple[Listing, Optional[str]]] = field(default_factory=list)  # for the error message
 
 

@@ -1,0 +1,1 @@
+"""The host seam: the real host (system.py) and captured ones (replay.py)."""
