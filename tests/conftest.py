@@ -146,3 +146,16 @@ def plan_for(facts: Facts, recipes, request=None, *, python=None, provider=None,
     if python is not None or provider is not None:
         request = dataclasses.replace(request, python=PythonRequest.parse(python), provider=provider)
     return pipeline.assemble(request, facts, recipes, choice=choice, uv=uv)
+
+
+ENVELOPE = {"version", "command", "ok", "data", "error"}
+
+
+def payload(stdout: str, command: str = "") -> dict:
+    """A command's JSON output: its envelope checked ({version, command, ok, data, error}), and its data with the
+    envelope's ok and error beside it, which is what the tests read."""
+    env = json.loads(stdout)
+    assert set(env) == ENVELOPE, sorted(env)
+    assert not command or env["command"] == command, env["command"]
+    assert (env["error"] is None) == bool(env["ok"]), env
+    return {"ok": env["ok"], "error": env["error"], **env["data"]}  # a data key of the same name wins

@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, HOSTS, REQUIRED_KEYS, debian_only, dotted, host_facts, host_facts_dict
+from conftest import payload, FIXTURES, HOSTS, REQUIRED_KEYS, debian_only, dotted, host_facts, host_facts_dict
 from torch_setup import __version__, pipeline
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
@@ -52,13 +52,14 @@ def write_json(tmp_path, data, name="facts.json"):
 def test_detect_json_has_every_key_the_issue_lists():
     result = invoke("detect", "--json", "--python", sys.executable)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = payload(result.stdout)
     for key in REQUIRED_KEYS:
         dotted(data, key)
     assert data["python"]["version"] == platform.python_version()
     assert data["python"]["found"] is True
     assert data["python"]["executable"] and data["python"]["absent"] == "" and not data["python"]["predicted"]
-    assert Facts.from_dict(data).to_dict() == data  # what plan --facts reads back
+    facts = {k: v for k, v in data.items() if k not in ("ok", "error")}
+    assert Facts.from_dict(facts).to_dict() == facts  # what plan --facts reads back
 
 
 def test_detect_text():
@@ -80,7 +81,7 @@ def test_detect_absent_version_prints_the_host_without_it_and_plan_facts_provide
     facts, planned, provide 3.99 (here refused: no torch supports it) instead of failing on a missing Python."""
     result = invoke("detect", "--json", "--python", "3.99")
     assert result.exit_code == ExitCode.PYTHON_NOT_FOUND
-    data = json.loads(result.stdout)
+    data = payload(result.stdout)
     assert data["python"]["found"] is False and data["python"]["absent"] == "3.99"
     assert data["host_python"]["executable"]  # the box's python3, which runs the bootstrap scripts
     text = invoke("detect", "--python", "3.99")
@@ -94,7 +95,7 @@ def test_detect_absent_version_prints_the_host_without_it_and_plan_facts_provide
 def test_detect_unknown_python_json():
     result = invoke("detect", "--json", "--python", "9.9")
     assert result.exit_code == ExitCode.PYTHON_NOT_FOUND
-    err = json.loads(result.stdout)["error"]
+    err = payload(result.stdout)["error"]
     assert (err["code"], err["name"]) == (7, "PYTHON_NOT_FOUND")
     assert "9.9" in err["message"] and err["hint"]
 
@@ -104,7 +105,7 @@ def test_detect_unknown_python_json():
 def test_plan_facts_json():
     result = invoke("plan", "--facts", MINBASE, "--json", "--venv", VENV)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = payload(result.stdout)
     assert [s["id"] for s in data["steps"]] == ["system-packages", "venv", "torch"]
     for step in data["steps"]:
         assert {"id", "title", "status", "commands", "root"} <= set(step)
@@ -124,7 +125,7 @@ def test_plan_reads_what_detect_printed(tmp_path):
     path = write_json(tmp_path, host_facts_dict("debian13-installed-venv"))
     result = invoke("plan", "--facts", path, "--json", "--venv", "/root/.venvs/torch")
     assert result.exit_code == 0, result.output
-    assert [s["status"] for s in json.loads(result.stdout)["steps"]] == ["done", "done"]
+    assert [s["status"] for s in payload(result.stdout)["steps"]] == ["done", "done"]
 
 
 def test_plan_text():
@@ -170,7 +171,7 @@ def test_plan_facts_error_as_json(tmp_path):
     path.write_text("{")
     result = invoke("plan", "--facts", path, "--json")
     assert result.exit_code == ExitCode.BAD_FACTS
-    data = json.loads(result.stdout)
+    data = payload(result.stdout)
     assert data["ok"] is False and data["error"]["name"] == "BAD_FACTS"
 
 
@@ -184,7 +185,7 @@ def test_malformed_recipe(case, word):
 def test_user_recipes_change_the_plan():
     result = invoke("plan", "--facts", MINBASE, "--json", "--venv", VENV, "--recipes", FIXTURES / "recipes-user")
     assert result.exit_code == 0, result.output
-    assert "libpython3.13-dev" in json.loads(result.stdout)["steps"][0]["commands"][0]["argv"]
+    assert "libpython3.13-dev" in payload(result.stdout)["steps"][0]["commands"][0]["argv"]
 
 
 def test_unsupported_os(tmp_path, mocker):
@@ -242,7 +243,7 @@ def test_install_without_root_json(mocker, no_commands, tmp_path):
     mocker.patch("torch_setup.pipeline.detect", return_value=as_user("debian13-minbase"))
     result = invoke("install", "--yes", "--json", "--venv", tmp_path / "v")
     assert result.exit_code == ExitCode.NEEDS_ROOT
-    err = json.loads(result.stdout)["error"]
+    err = payload(result.stdout)["error"]
     assert err["name"] == "NEEDS_ROOT" and "apt-get install" in err["details"]
 
 
@@ -251,7 +252,7 @@ def test_install_dry_run_json(mocker, no_commands, tmp_path):
     venv = tmp_path / "v"
     result = invoke("install", "--dry-run", "--json", "--venv", venv)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = payload(result.stdout)
     assert (data["dry_run"], data["changed"], data["runs"], data["verify"]) == (True, False, [], None)
     ids = [s["id"] for s in data["plan"]["steps"]]
     assert (ids[0], ids[-1]) == ("system-packages", "torch") and "venv" in ids
@@ -310,3 +311,30 @@ def test_readme_dockerfile_is_the_tested_one():
     tested = (root / "deploy" / "docker" / "debian13.Dockerfile").read_text()
     code = [ln for ln in tested.splitlines() if ln.strip() and not ln.startswith("#")]
     assert [ln for ln in block.splitlines() if ln.strip()] == code
+
+
+# ------------------------------------------------------------------------------------- the JSON envelope
+
+@pytest.mark.parametrize("args", [
+    ["detect", "--json", "--python", sys.executable],
+    ["detect", "--json", "--python", "3.99"],  # the facts all the same, and PYTHON_NOT_FOUND
+    ["plan", "--facts", MINBASE, "--json"],
+    ["plan", "--facts", "/nonexistent.json", "--json"],
+    ["install", "--dry-run", "--json", "--python", "/nonexistent/python3"],
+    ["verify", "--json", "--python", "/nonexistent/python3"],
+    ["doctor", "--facts", MINBASE, "--json"],
+    ["explain", str(FIXTURES / "logs" / "no-cxx-compiler--debian-chroot-no-gxx.log"), "--json"],
+])
+def test_every_command_prints_one_envelope(args):
+    """{version, command, ok, data, error}: ok is a bool, error null exactly when ok, and the exit code is the
+    error's code (README, "JSON output")."""
+    result = invoke(*args)
+    env = json.loads(result.stdout)
+    assert list(env) == ["version", "command", "ok", "data", "error"]
+    assert env["version"] == __version__ and env["command"] == args[0] and isinstance(env["ok"], bool)
+    assert isinstance(env["data"], dict)
+    if env["ok"]:
+        assert env["error"] is None and result.exit_code == 0
+    else:
+        assert set(env["error"]) == {"code", "name", "message", "hint", "details"}
+        assert result.exit_code == env["error"]["code"] == int(ExitCode[env["error"]["name"]])

@@ -3,14 +3,13 @@ would paste them) from a file and from stdin, JSON and text, errors without trac
 host's plan replayed by a FakeSystem (nothing is installed on this machine)."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, host_facts, read_log
+from conftest import payload, FIXTURES, host_facts, read_log
 from torch_setup import explain as ex
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
@@ -84,8 +83,8 @@ def test_explain_file_json(minbase, tmp_path, name):
     result = invoke(copy_of(tmp_path, name), "--json")
     assert result.exit_code == 0, result.output
     no_traceback(result)
-    data = json.loads(result.stdout)
-    assert list(data) == ["causes"]
+    data = payload(result.stdout)
+    assert list(data) == ["ok", "error", "causes"] and data["ok"] is True
     causes = data["causes"]
     assert causes and all(set(c) == CAUSE_KEYS for c in causes)
     first = causes[0]
@@ -108,7 +107,7 @@ def test_explain_from_stdin(minbase):
     text, header = pasted("no-cxx-compiler--dynamo-logger-container.log")
     result = invoke("-", "--json", input=text)
     assert result.exit_code == 0, result.output
-    causes = json.loads(result.stdout)["causes"]
+    causes = payload(result.stdout)["causes"]
     assert causes[0]["id"] == "no-cxx-compiler" and header["evidence"] in causes[0]["evidence"]
 
 
@@ -117,7 +116,7 @@ def test_explain_reads_stdin_by_default_and_bytes_that_are_not_utf8(minbase):
     raw = b"\xff\xfe garbage \x80\r\n" + text.encode("utf-8")
     result = runner.invoke(app, ["explain", "--json"], input=raw)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["causes"][0]["id"] == "missing-python-headers"
+    assert payload(result.stdout)["causes"][0]["id"] == "missing-python-headers"
 
 
 def test_explain_text(minbase, tmp_path):
@@ -134,7 +133,7 @@ def test_explain_text(minbase, tmp_path):
 def test_text_with_no_known_cause_is_unknown(minbase, tmp_path, name):
     result = invoke(copy_of(tmp_path, name), "--json")
     assert result.exit_code == 0, result.output
-    causes = json.loads(result.stdout)["causes"]
+    causes = payload(result.stdout)["causes"]
     assert [c["id"] for c in causes] == ["unknown"]
     assert causes[0]["evidence"] == "" and causes[0]["fix_steps"] == [] and causes[0]["fix"]
 
@@ -153,7 +152,7 @@ def test_a_missing_file_is_a_clean_error(minbase, tmp_path, as_json):
     no_traceback(result)
     assert isinstance(result.exception, SystemExit)
     if as_json:
-        err = json.loads(result.stdout)["error"]
+        err = payload(result.stdout)["error"]
         assert err["message"] == f"cannot read {missing}: No such file or directory"
     else:
         assert f"error: cannot read {missing}: No such file or directory" in result.output
@@ -176,7 +175,7 @@ def test_fix_runs_only_the_fixing_step(minbase, tmp_path):
     result = invoke(copy_of(tmp_path, "missing-python-headers--vllm-logger.log"), "--fix", "--json")
     assert result.exit_code == 0, result.output
     no_traceback(result)
-    data = json.loads(result.stdout)
+    data = payload(result.stdout)
     assert data["causes"][0]["id"] == "missing-python-headers"
     want = [" ".join(c.argv) for c in apt_install(minbase.plan)]
     assert minbase.calls == want  # apt only: no venv, no torch
@@ -216,14 +215,14 @@ def test_fix_a_failing_step_names_its_own_causes(minbase, tmp_path):
     result = invoke(copy_of(tmp_path, "missing-python-headers--spanish.log"), "--fix", "--json")
     assert result.exit_code == int(ExitCode.STEP_FAILED), result.output
     no_traceback(result)
-    err = json.loads(result.stdout)["error"]
+    err = payload(result.stdout)["error"]
     assert "system-packages" in err["message"] and "Unable to locate package" in err["details"]
 
 
 def test_fix_runs_the_steps_the_fixing_steps_come_after(minbase, tmp_path):
     result = invoke(copy_of(tmp_path, "torch-missing--import.log"), "--fix", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["causes"][0]["id"] == "torch-missing"
+    assert payload(result.stdout)["causes"][0]["id"] == "torch-missing"
     venv = next(s for s in minbase.plan.steps if s.id == "venv")
     assert venv.after == ("system-packages",)
     apt = " ".join(apt_install(minbase.plan)[0].argv)
@@ -233,7 +232,7 @@ def test_fix_runs_the_steps_the_fixing_steps_come_after(minbase, tmp_path):
 
 def test_fix_json_does_not_call_steps_it_left_out_done(minbase, tmp_path):
     result = invoke(copy_of(tmp_path, "missing-python-headers--vllm-logger.log"), "--fix", "--json")
-    runs = {r["id"]: r["status"] for r in json.loads(result.stdout)["runs"]}
+    runs = {r["id"]: r["status"] for r in payload(result.stdout)["runs"]}
     assert runs["torch"] != "done" and runs["venv"] != "done"
 
 
@@ -241,6 +240,6 @@ def test_real_explain_on_this_host(tmp_path):
     """No patches: this host's own plan gives the fix (whatever it is here); the shape is ours."""
     result = invoke(copy_of(tmp_path, "missing-python-headers--vllm-logger.log"), "--json")
     assert result.exit_code == 0, result.output
-    causes = json.loads(result.stdout)["causes"]
+    causes = payload(result.stdout)["causes"]
     assert causes[0]["id"] == "missing-python-headers" and all(set(c) == CAUSE_KEYS for c in causes)
     assert causes[0]["fix"]  # a step of this host's plan, or the catalogue's advice

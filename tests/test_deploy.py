@@ -80,10 +80,15 @@ def test_cuda_dockerfile_names_the_variant():
 
 # ---------------------------------------------------------------------------------------------- Ansible filters
 
-REPORT_READY = {"ok": True, "changed": True, "dry_run": False, "python": "/opt/venv/bin/python",
-                "plan": {"steps": [{"id": "torch", "status": "todo"}]}, "runs": [{"status": "ran"}],
-                "verify": {"ok": True, "torch": "2.14.1", "seconds": 18.2, "results": [], "error": None,
-                           "compiler_lines": []}, "facts": {}}
+def envelope(data=None, ok=True, error=None):
+    """What `torch-setup install --json` prints: the README's envelope around the report."""
+    return {"version": "0.1.0", "command": "install", "ok": ok, "data": data or {}, "error": error}
+
+
+REPORT_READY = envelope({"changed": True, "dry_run": False, "python": "/opt/venv/bin/python",
+                         "plan": {"steps": [{"id": "torch", "status": "todo"}]}, "runs": [{"status": "ran"}],
+                         "verify": {"ok": True, "torch": "2.14.1", "seconds": 18.2, "results": [], "error": None,
+                                    "compiler_lines": []}, "facts": {}})
 
 
 def _run(report=None, rc=0, stderr="", stdout=None):
@@ -98,30 +103,31 @@ def test_result_ready():
 
 
 def test_result_dry_run_is_planned_and_counts_as_a_change_only_when_steps_are_todo():
-    planned = dict(REPORT_READY, dry_run=True, changed=False, runs=[], verify=None)
+    planned = envelope(dict(REPORT_READY["data"], dry_run=True, changed=False, runs=[], verify=None))
     r = F.result(_run(planned), "h")
     assert r["status"] == "planned" and r["cause"] == "would run: torch"
     assert F.changed(_run(planned)) is True
-    done = dict(planned, plan={"steps": [{"id": "torch", "status": "done"}]})
+    done = envelope(dict(planned["data"], plan={"steps": [{"id": "torch", "status": "done"}]}))
     assert F.result(_run(done), "h")["cause"] == "nothing to do" and F.changed(_run(done)) is False
 
 
 def test_result_no_verify_is_ready_but_says_so():
-    r = F.result(_run(dict(REPORT_READY, verify=None)), "h")
+    r = F.result(_run(envelope(dict(REPORT_READY["data"], verify=None))), "h")
     assert r["status"] == "ready" and r["cause"] == "not verified (--no-verify)"
 
 
 def test_result_from_torch_setup_error_names_code_message_and_hint():
-    err = {"ok": False, "error": {"code": 6, "name": "NEEDS_ROOT", "message": "root is needed",
-                                  "hint": "run: apt-get install g++", "details": ""}}
+    err = envelope({"causes": []}, ok=False, error={"code": 6, "name": "NEEDS_ROOT", "message": "root is needed",
+                                                    "hint": "run: apt-get install g++", "details": ""})
     r = F.result(_run(err, rc=6), "h")
     assert r["status"] == "failed"
     assert r["cause"] == "NEEDS_ROOT (exit 6): root is needed -- run: apt-get install g++"
 
 
 def test_result_verify_failed_shows_compiler_lines():
-    bad = dict(REPORT_READY, ok=False, verify={"ok": False, "torch": "2.14.1", "error": "x",
-                                                "compiler_lines": ["fatal error: Python.h: No such file"]})
+    bad = envelope(dict(REPORT_READY["data"], verify={"ok": False, "torch": "2.14.1", "error": "x",
+                                                      "compiler_lines": ["fatal error: Python.h: No such file"]}),
+                   ok=False, error={"code": 9, "name": "VERIFY_FAILED", "message": "torch.compile failed"})
     r = F.result(_run(bad, rc=9), "h")
     assert r["status"] == "failed" and "Python.h" in r["cause"]
 
@@ -208,7 +214,7 @@ def test_firstboot_script_is_valid_sh(tmp_path):
 
 @pytest.mark.parametrize("report,rc,expected", [
     (REPORT_READY, 0, "torch-setup: ready: torch 2.14.1 in /opt/venv/bin/python"),
-    ({"ok": False, "error": {"name": "NO_TORCH", "message": "no torch wheel"}}, 11,
+    (envelope({}, ok=False, error={"name": "NO_TORCH", "message": "no torch wheel"}), 11,
      "torch-setup: FAILED (exit 11): no torch wheel -- see /var/log/torch-setup/"),
     (None, 1, "torch-setup: FAILED (exit 1): no report -- see /var/log/torch-setup/"),
 ])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from packaging.version import Version
 from typer.testing import CliRunner
 
-from conftest import changed, fixture_text, host_facts, host_facts_dict
+from conftest import payload, changed, fixture_text, host_facts, host_facts_dict
 from torch_setup import doctor
 from torch_setup.cli import app
 from torch_setup.errors import ExitCode
@@ -439,14 +438,14 @@ def cli_host(mocker, monkeypatch, tmp_path):
 
 def doctor_json(venv, *extra):
     result = runner.invoke(app, ["doctor", "--json", "--venv", venv, *extra])
-    return result, (json.loads(result.stdout) if result.stdout.strip().startswith("{") else None)
+    return result, (payload(result.stdout) if result.stdout.strip().startswith("{") else None)
 
 
 def test_cli_doctor_json_on_minbase_is_blocked(cli_host):
     facts = cli_host("debian13-minbase")
     result, data = doctor_json(cli_host.venv)
     assert result.exit_code == ExitCode.PROBLEMS, result.output
-    assert set(data) == {"ok", "python", "checks"}
+    assert set(data) == {"ok", "error", "python", "checks"} and data["error"]["name"] == "PROBLEMS"
     assert data["ok"] is False and data["python"] == facts.python.executable
     for c in data["checks"]:
         assert set(c) == {"id", "status", "message", "fix", "commands", "advice"}
@@ -508,7 +507,7 @@ def test_real_doctor_json_on_this_host():
                        capture_output=True, text=True, timeout=60, env=env)
     elapsed = time.monotonic() - start
     assert p.returncode in (0, int(ExitCode.PROBLEMS)), p.stderr
-    data = json.loads(p.stdout)
+    data = payload(p.stdout, "doctor")
     assert data["python"] and os.path.exists(data["python"])  # this Python, or the venv a second run would use
     ids = [c["id"] for c in data["checks"]]
     assert ids == CHECK_IDS

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from torch_setup import __version__
-from torch_setup.errors import ExitCode, TorchSetupError
+from torch_setup.errors import ExitCode, ProblemsFound, PythonNotFoundError, TorchSetupError, VerifyFailed
 from torch_setup.report import reporter_for
 from torch_setup.request import PythonRequest, Request
 from torch_setup.host.system import System
@@ -44,18 +44,20 @@ FromOpt = typer.Option(None, "--python-from", help="Where a missing --python X.Y
                        "manager where it packages X.Y, else uv.")
 
 
-def _emit(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+def _emit(command: str, data, ok: bool = True, error: Optional[TorchSetupError] = None) -> None:
+    """Every command's JSON is one envelope: {version, command, ok, data, error} (README, "JSON output")."""
+    err = None if error is None else {"code": int(error.code), "name": error.code.name, "message": error.message,
+                                      "hint": error.hint, "details": error.details}
+    sys.stdout.write(json.dumps({"version": __version__, "command": command, "ok": ok, "data": data,
+                                 "error": err}, indent=2, default=str) + "\n")
 
 
-def _fail(e: TorchSetupError, as_json: bool) -> None:
+def _fail(e: TorchSetupError, as_json: bool, command: str) -> None:
     from torch_setup.errors import StepError
 
     causes = _causes(e.details, None) if isinstance(e, StepError) and e.details else []
     if as_json:
-        _emit({"ok": False, "version": __version__, "error": {
-            "code": int(e.code), "name": e.code.name, "message": e.message, "hint": e.hint, "details": e.details},
-            "causes": causes, **e.extra})
+        _emit(command, {"causes": causes, **e.extra}, ok=False, error=e)
     else:
         typer.echo(f"error: {e.message}", err=True)
         if e.details:
@@ -66,17 +68,26 @@ def _fail(e: TorchSetupError, as_json: bool) -> None:
     raise typer.Exit(int(e.code))
 
 
-def _guard(as_json: bool):
-    """Decorate a command body: TorchSetupError becomes its message and exit code, never a traceback."""
-    class _Ctx:
-        def __enter__(self):
-            return self
+class _Guard:
+    """A command body: TorchSetupError becomes its message (or JSON envelope) and exit code, never a traceback;
+    `emit` prints the command's JSON."""
 
-        def __exit__(self, kind, value, tb):
-            if isinstance(value, TorchSetupError):
-                _fail(value, as_json)
-            return False
-    return _Ctx()
+    def __init__(self, as_json: bool, command: str):
+        self.as_json, self.command = as_json, command
+
+    def emit(self, data, ok: bool = True, error: Optional[TorchSetupError] = None) -> None:
+        _emit(self.command, data, ok, error)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if isinstance(value, TorchSetupError):
+            _fail(value, self.as_json, self.command)
+        return False
+
+
+_guard = _Guard  # `with _guard(as_json, "install") as out:` in each command
 
 
 @app.command()
@@ -84,21 +95,24 @@ def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] 
     """Probe the host and the target Python: OS, libc, compiler, headers, venv, accelerator, torch."""
     from torch_setup.facts.gather import Probes
 
-    with _guard(as_json):
+    with _guard(as_json, "detect") as out:
         system = System()
         probes = Probes(system, PythonRequest.parse(python))  # the interpreter's probe runs while the rest loads
         from torch_setup import pipeline
 
         facts = pipeline.detect(system, probes.request, lambda: pipeline.load_recipes(recipes, system.env),
                                 probes=probes)
-        if as_json:
-            _emit(facts.to_dict())
+        absent = None if facts.python.found else PythonNotFoundError(
+            f"no Python {facts.python.absent} on this host", hint=f"`torch-setup install --python "
+            f"{facts.python.absent}` provides one (`plan --facts` of these facts shows how)")
+        if as_json:  # the facts are printed all the same: `plan --facts` of them plans providing the Python
+            out.emit(facts.to_dict(), ok=absent is None, error=absent)
         else:
             _print_facts(facts)
-        if not facts.python.found:  # the facts are printed all the same: `plan --facts` plans providing it
-            typer.echo(f"no Python {facts.python.absent} on this host: `torch-setup install --python "
-                       f"{facts.python.absent}` provides one (`plan --facts` of these facts shows how)", err=True)
-            raise typer.Exit(int(ExitCode.PYTHON_NOT_FOUND))
+        if absent:
+            if not as_json:
+                typer.echo(f"{absent.message}: {absent.hint}", err=True)
+            raise typer.Exit(int(absent.code))
 
 
 def _print_facts(facts) -> None:
@@ -169,14 +183,14 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
     """Show the ordered steps that install would run, and which are already done."""
     from torch_setup import pipeline
 
-    with _guard(as_json):
+    with _guard(as_json, "plan") as out:
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
                            python_from)
         rec = pipeline.load_recipes(recipes, system.env)
         the_plan = pipeline.plan_host(request, _facts_for(system, request, facts, rec), rec, system=system)
         if as_json:
-            _emit(the_plan.to_dict())
+            out.emit(the_plan.to_dict())
         else:
             _print_plan(the_plan)
 
@@ -193,7 +207,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     from torch_setup import pipeline
 
-    with _guard(as_json):
+    with _guard(as_json, "install") as out:
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
                            python_from)
@@ -204,7 +218,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         system.tty = type(reporter).__name__ == "TerminalReporter"  # commands show their own progress
         if dry_run:
             report = pipeline.InstallReport(facts, the_plan, dry_run=True)
-            _emit(report.to_dict()) if as_json else _print_plan(the_plan)
+            out.emit(report.to_dict()) if as_json else _print_plan(the_plan)
             return
         if not the_plan.todo:
             reporter.line("Nothing to do: every step is done already.")
@@ -222,16 +236,18 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         except TorchSetupError as e:  # fleets want to know which plan failed where
             e.extra = {"plan": the_plan.to_dict(), "python": the_plan.python}
             raise
-        _finish_verify(report.verification, as_json, report.to_dict(),
+        _finish_verify(out, report.verification, as_json, report.to_dict(),
                        lambda: _host_plan(system, request, recipes)[2])
 
 
-def _finish_verify(v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
+def _finish_verify(out: _Guard, v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
     """Print the verification; on failure name the causes, with this host's fixes (planned afresh)."""
     if v is not None and not v.ok:
         data = dict(data, causes=_causes(v.output or v.error or "", plan_for()))
     if as_json:
-        _emit(data)
+        out.emit(data, ok=v is None or v.ok, error=None if v is None or v.ok else VerifyFailed(
+            f"torch.compile failed in {v.python}", hint="data.causes names the causes and their fixes",
+            details="\n".join(v.compiler_lines or (v.error or "").strip().splitlines()[-8:])))
     elif v is not None:
         if v.ok:
             per = ", ".join(f"{r['device']} {r['seconds']} s" for r in v.results)
@@ -244,7 +260,7 @@ def _finish_verify(v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
                 typer.echo(f"  {ln}", err=True)
             _print_causes(data["causes"])
     if v is not None and not v.ok:
-        raise typer.Exit(int(ExitCode.VERIFY_FAILED))
+        raise typer.Exit(int(VerifyFailed.code))
 
 
 def _print_settings(env: dict, err: bool) -> None:
@@ -258,7 +274,7 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
                                       "active venv, else python3."),
            as_json: bool = JsonOpt) -> None:
     """Run a small model through torch.compile with a fresh cache, compared with eager."""
-    with _guard(as_json):
+    with _guard(as_json, "verify") as out:
         from torch_setup.facts.python import find
         from torch_setup.verify import verify as run_verify
 
@@ -266,7 +282,7 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
         request = _request(python)
         exe = find(system, request.python)[0].executable
         v = run_verify(system, exe)
-        _finish_verify(v, as_json, v.to_dict(), lambda: _host_plan(system, request, [])[2])
+        _finish_verify(out, v, as_json, v.to_dict(), lambda: _host_plan(system, request, [])[2])
 
 
 @app.command()
@@ -278,7 +294,7 @@ def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str]
     from torch_setup import doctor as doc
     from torch_setup import pipeline
 
-    with _guard(as_json):
+    with _guard(as_json, "doctor") as out:
         system = System()
         request = _request(python, venv, python_from=python_from)
         rec = pipeline.load_recipes(recipes, system.env)
@@ -291,8 +307,11 @@ def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str]
         extras = doc.Extras() if facts else doc.gather_extras(system, host, request.venv)
         results = doc.checks(host, rec, the_plan, extras, plan_error)
         if as_json:
-            _emit({"ok": not doc.blocking(results), "python": host.python.executable,
-                   "checks": [c.to_dict() for c in results]})
+            problems = [c.id for c in results if c.status == doc.PROBLEM]
+            out.emit({"python": host.python.executable, "checks": [c.to_dict() for c in results]},
+                     ok=not problems, error=ProblemsFound(
+                         "torch.compile is blocked here: " + ", ".join(problems),
+                         hint="`torch-setup install` runs the fixes") if problems else None)
         else:
             marks = {doc.OK: "ok", doc.PROBLEM: "PROBLEM", doc.WARN: "warn", doc.NA: "n/a"}
             for c in results:
@@ -349,7 +368,7 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan."),
             python: str = PythonOpt, venv: Optional[str] = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
     """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes."""
-    with _guard(as_json):
+    with _guard(as_json, "explain") as out:
         try:
             raw = sys.stdin.buffer.read() if log == "-" else open(log, "rb").read()
         except OSError as e:
@@ -359,7 +378,7 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
         facts, rec, the_plan = _host_plan(system, _request(python, venv), recipes)
         causes = _causes(text, the_plan)
         if as_json and not fix:
-            _emit({"causes": causes})
+            out.emit({"causes": causes})
         elif not as_json:
             for c in causes:
                 typer.echo(f"{c['id']}: {c['title']}" if c.get("title") else c["id"])
@@ -381,7 +400,7 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
             runs = execute(system, the_plan.only(steps), facts, reporter_for(as_json))
             if as_json:
                 left_out = {s.id for s in the_plan.todo if s.id not in wanted}
-                _emit({"causes": causes, "runs": [dict(r.to_dict(), status="skipped") if r.id in left_out
+                out.emit({"causes": causes, "runs": [dict(r.to_dict(), status="skipped") if r.id in left_out
                                                    else r.to_dict() for r in runs]})
 
 

@@ -60,5 +60,13 @@ class StepError(TorchSetupError):
     code = ExitCode.STEP_FAILED
 
 
+class VerifyFailed(TorchSetupError):
+    code = ExitCode.VERIFY_FAILED
+
+
+class ProblemsFound(TorchSetupError):
+    code = ExitCode.PROBLEMS
+
+
 class NoTorchError(TorchSetupError):
     code = ExitCode.NO_TORCH

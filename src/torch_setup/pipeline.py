@@ -45,6 +45,8 @@ def read_facts(path: str) -> Facts:
         data = json.loads(text)
     except ValueError as e:
         raise FactsError(f"{path} is not JSON: {e}", hint="give the output of `torch-setup detect --json`") from None
+    if isinstance(data, dict) and {"command", "data"} <= set(data) and isinstance(data["data"], dict):
+        data = data["data"]  # the JSON envelope of `detect --json` (or of an install report)
     if isinstance(data, dict) and "facts" in data and isinstance(data["facts"], dict):
         data = data["facts"]  # an install report carries its facts
     try:
@@ -149,10 +151,8 @@ class InstallReport:
         return self.verification is None or self.verification.ok
 
     def to_dict(self) -> dict:
-        from torch_setup import __version__
-
         return {
-            "ok": self.ok, "version": __version__, "changed": self.changed, "dry_run": self.dry_run,
+            "changed": self.changed, "dry_run": self.dry_run,
             "python": self.plan.python,
             "plan": self.plan.to_dict(), "runs": [r.to_dict() for r in self.runs],
             "verify": self.verification.to_dict() if self.verification else None,

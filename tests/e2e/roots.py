@@ -8,6 +8,7 @@ deletes whatever is mounted there). Stdlib only; needs root.
 """
 from __future__ import annotations
 
+import json
 import contextlib
 import fcntl
 import logging
@@ -294,3 +295,11 @@ def debian_root(suite: str, workdir: Union[str, Path], include: Iterable[str] = 
         yield root
     finally:
         root.teardown()
+
+
+def payload(text: str) -> dict:
+    """A torch-setup command's JSON envelope ({version, command, ok, data, error}) as the tests read it: its data,
+    with the envelope's ok and error beside it."""
+    env = json.loads(text)
+    assert {"version", "command", "ok", "data", "error"} == set(env), sorted(env)
+    return {"ok": env["ok"], "error": env["error"], **env["data"]}  # a data key of the same name wins

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from .roots import payload
+
 from tests.e2e.roots import ROOT_PATH, debian_root
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +106,7 @@ def test_check_mode_on_this_host_plans_and_changes_nothing(ansible_bin, pyz, tmp
     print(res.stdout[-5000:], res.stderr[-2000:])
 
     assert res.returncode == 2, "a failed host must fail the run, after all hosts were tried"
-    report = json.loads((reports / "ci-host.json").read_text())
+    report = payload((reports / "ci-host.json").read_text())
     assert report["dry_run"] is True and report["changed"] is False and report["runs"] == []
     assert report["plan"]["steps"] and report["facts"]["os"]["id"]
     summary = {r["host"]: r for r in json.loads((reports / "summary.json").read_text())}
@@ -166,10 +168,10 @@ def test_real_run_in_a_debian13_root(ansible_bin, pyz, tmp_path_factory):
         assert res.returncode == 2, "broken failed, so the run must fail at the end"
 
         reports = root.host_path("/opt/ts/deploy/ansible/reports")
-        good = json.loads((reports / "trixie.json").read_text())
+        good = payload((reports / "trixie.json").read_text())
         assert good["ok"] is True and good["changed"] is True and good["verify"]["ok"] is True, good.get("verify")
         assert good["python"] == "/opt/venv/bin/python"
-        bad = json.loads((reports / "broken.json").read_text())
+        bad = payload((reports / "broken.json").read_text())
         assert bad["ok"] is False and bad["error"]["name"], bad  # PYTHON_NOT_FOUND today; the name is the product's
         cause = f"{bad['error']['name']} (exit {bad['error']['code']}): {bad['error']['message']}"
         summary = {r["host"]: r for r in json.loads((reports / "summary.json").read_text())}

@@ -8,12 +8,13 @@
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from .roots import payload
 
 from tests.e2e.roots import debian_root
 
@@ -76,7 +77,7 @@ def test_control_torch_compile_fails_on_bare_root(root):
 def test_doctor_lists_the_problems_first(root, pyz):
     res = root.run(["python3", pyz, "doctor", "--json"], timeout=300)
     assert res.returncode == 10, res.stderr[-2000:]  # PROBLEMS
-    problems = {c["id"] for c in json.loads(res.stdout)["checks"] if c["status"] == "problem"}
+    problems = {c["id"] for c in payload(res.stdout)["checks"] if c["status"] == "problem"}
     assert {"headers", "cxx", "torch"} <= problems
 
 
@@ -97,7 +98,7 @@ def test_install_makes_torch_compile_work(root, pyz):
 def test_second_install_has_nothing_to_do(root, pyz):
     res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
-    report = json.loads(res.stdout)
+    report = payload(res.stdout)
     assert report["changed"] is False
     assert [s["status"] for s in report["plan"]["steps"]] == ["done"] * len(report["plan"]["steps"])
     assert report["verify"]["ok"] is True
@@ -107,6 +108,6 @@ def test_second_install_has_nothing_to_do(root, pyz):
 def test_doctor_is_all_ok_after(root, pyz):
     res = root.run(["python3", pyz, "doctor", "--json"], timeout=300)
     assert res.returncode == 0, res.stdout[-3000:]
-    report = json.loads(res.stdout)
+    report = payload(res.stdout)
     assert report["ok"] is True and report["python"] == "/root/.venvs/torch/bin/python"
     assert not [c for c in report["checks"] if c["status"] == "problem"]

@@ -2,7 +2,6 @@
 its archive), and a pyenv interpreter on this host."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from .roots import payload
 
 from tests.e2e.roots import debian_root
 from tests.e2e.test_install_debian13 import COMPILE
@@ -49,7 +50,7 @@ def test_debian12_plans_a_uv_managed_python313(tmp_path, pyz):
         root.copy_in(pyz, "/root/torch-setup.pyz")
         res = root.run(["python3", "/root/torch-setup.pyz", "plan", "--json", "--python", "3.13"], timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
-        plan = json.loads(res.stdout)
+        plan = payload(res.stdout)
         commands = [" ".join(c["argv"]) for s in plan["steps"] for c in s["commands"]]
         assert any(" python install 3.13" in c for c in commands), commands
         assert any("apt-get install" in c and " g++" in c for c in commands), commands
@@ -71,7 +72,7 @@ def test_pyenv_interpreter_detected_and_set_up(tmp_path, pyz):
     detect = subprocess.run([sys.executable, str(pyz), "detect", "--json", "--python", exe], env=env,
                             capture_output=True, text=True, timeout=300)
     assert detect.returncode == 0, detect.stderr
-    facts = json.loads(detect.stdout)
+    facts = payload(detect.stdout)
     assert facts["python"]["source"] == "pyenv" and facts["python"]["externally_managed"] is False
     res = subprocess.run([sys.executable, str(pyz), "install", "--yes", "--python", exe], env=env,
                          capture_output=True, text=True, timeout=2400)

@@ -11,7 +11,8 @@ READY, FAILED, PLANNED = "ready", "failed", "planned"
 
 
 def parse_report(stdout):
-    """The JSON object torch-setup printed on stdout, or {} when there is none (a crash, a usage error)."""
+    """The report torch-setup printed on stdout -- its envelope's data with the envelope's ok and error -- or {}
+    when there is none (a crash, a usage error)."""
     text = (stdout or "").strip()
     if not text.startswith("{"):
         return {}
@@ -19,7 +20,9 @@ def parse_report(stdout):
         data = json.loads(text)
     except ValueError:
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+        return {}
+    return dict(data["data"], ok=data.get("ok"), error=data.get("error"), version=data.get("version"))
 
 
 def _last_line(text):
@@ -76,7 +79,9 @@ def result(run, host, earlier=()):
     out["todo"] = _todo(report)
     out["changed"] = bool(report.get("changed"))
     error = report.get("error")
-    if error:  # torch-setup's own failure: name, exit code, message, and the fix it suggests
+    if error and not (report.get("verify") or {}).get("compiler_lines"):
+        # torch-setup's own failure: name, exit code, message, and the fix it suggests (a failed torch.compile
+        # is told by its compiler's lines, below)
         out["cause"] = "{} (exit {}): {}".format(error.get("name"), error.get("code"), error.get("message"))
         if error.get("hint"):
             out["cause"] += " -- " + error["hint"]
