@@ -163,6 +163,10 @@ LOCAL_FILES = ["find-links folder", "constraint file", "find-links under ~"]
 
 @pytest.mark.parametrize("case", LOCAL_FILES)
 def test_files_named_by_the_facts_are_the_planned_hosts_not_this_ones(tmp_path, pyz, case):
+    """install on the root finds no such folder or file and takes torch from PyPI; a plan from its facts must do
+    the same. Today the folder and the constraint file fail: the torch choice of `plan --facts` lists this host's
+    folder (wheels/indexes.fetch reads local sources here) and reads this host's constraint file
+    (pipeline.choose_torch passes this host's System.read_text), and the facts carry neither's content."""
     here = tmp_path / "only-on-this-host"
     if case == "find-links folder":
         fake_torch_wheel(here / "wheels")
