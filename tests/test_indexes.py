@@ -110,6 +110,20 @@ def test_configured_precedence_and_formats():
     assert conf.constraints == ("/etc/c1.txt", "/etc/c2.txt")
 
 
+def test_find_links_under_home_are_the_planned_hosts(monkeypatch):
+    """`~` in a find-links value is the planned host's HOME (from its facts), not this user's: `plan --facts` of
+    a host whose HOME is /home/ada plans /home/ada/wheels, as install does there."""
+    monkeypatch.setenv("HOME", "/root")
+    env = {"PIP_FIND_LINKS": "~/wheels", "UV_FIND_LINKS": "~"}
+    pip_cfg = "global.find-links='~/cfg-wheels'\n"
+    conf = configured(find_links=["~/flag-wheels"], env=env, pip_config=pip_cfg, home="/home/ada")
+    assert [s.url for s in conf.find_links] == ["/home/ada/flag-wheels", "/home/ada", "/home/ada/wheels",
+                                                "/home/ada/cfg-wheels"]
+    assert configured(env={"PIP_FIND_LINKS": "~/wheels"}, home="/").find_links[0].url == "/wheels"
+    # without a home (a caller on this host), ~ is this user's as before
+    assert configured(env={"PIP_FIND_LINKS": "~/wheels"}).find_links[0].url == "/root/wheels"
+
+
 def test_configured_with_nothing_is_pypi():
     conf = configured(env={}, pip_config="")
     assert conf.index is None and conf.extra == () and conf.find_links == () and conf.sources() == ()

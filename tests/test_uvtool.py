@@ -1,9 +1,12 @@
 """uvtool: choosing a uv wheel from a real PyPI listing (tests/fixtures/uv/pypi-uv.json) for several targets,
-resolving it over the user's indexes then PyPI, finding an earlier fetch, and FETCH_SCRIPT run for real by this
-Python against a wheel served on 127.0.0.1."""
+resolving it over the user's indexes then PyPI, finding an earlier fetch, and FETCH_SCRIPT run for real against a
+wheel served on 127.0.0.1, by this Python and by a CPython 3.6 and 3.7 (pyenv's), the python3 of RHEL 8 and
+openSUSE Leap 15, where the plan's uv step runs the script with the box's own interpreter."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
 import hashlib
 import http.server
 import io
@@ -289,42 +292,83 @@ def clean_env():
     return {k: v for k, v in os.environ.items() if k not in drop and "proxy" not in k.lower()}
 
 
-def fetch_script(url, sha256, dest):
-    return subprocess.run([sys.executable, "-c", uvtool.FETCH_SCRIPT, url, sha256, str(dest)], capture_output=True,
+@functools.lru_cache(maxsize=None)
+def pyenv_root() -> str:
+    """$PYENV_ROOT, else what `pyenv root` says, else ~/.pyenv (pyenv's own default)."""
+    if os.environ.get("PYENV_ROOT"):
+        return os.environ["PYENV_ROOT"]
+    try:
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out or os.path.expanduser("~/.pyenv")
+
+
+@functools.lru_cache(maxsize=None)
+def old_python(minor: str) -> str:
+    """A CPython `minor` (3.6, 3.7) from pyenv's versions, checked by running it; "" when there is none."""
+    for exe in sorted(glob.glob(os.path.join(pyenv_root(), "versions", f"{minor}.*", "bin", f"python{minor}"))):
+        try:
+            said = subprocess.run([exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                  capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if said == minor:
+            return exe
+    return ""
+
+
+@pytest.fixture(params=["this", "3.6", "3.7"])
+def python(request) -> str:
+    """The interpreter that runs FETCH_SCRIPT: this one, or an old CPython that a plan's uv step meets as a box's
+    python3 (3.6 on RHEL 8 and openSUSE Leap 15)."""
+    if request.param == "this":
+        return sys.executable
+    exe = old_python(request.param)
+    if not exe:
+        pytest.skip(f"no CPython {request.param} here (looked for {pyenv_root()}/versions/{request.param}.*/bin/"
+                    f"python{request.param}; `pyenv install {request.param}` makes one)")
+    return exe
+
+
+def fetch_script(url, sha256, dest, python=sys.executable):
+    return subprocess.run([python, "-c", uvtool.FETCH_SCRIPT, url, sha256, str(dest)], capture_output=True,
                           text=True, timeout=60, env=clean_env())
 
 
-def test_fetch_script_unpacks_an_executable_uv(served, tmp_path):
+def test_fetch_script_unpacks_an_executable_uv(served, tmp_path, python):
     www, base = served
     wheel = make_wheel(www)
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     dest = tmp_path / "home" / ".cache" / "torch-setup" / "uv-0.0.1" / "uv"
-    p = fetch_script(f"{base}/{wheel.name}", digest, dest)
+    p = fetch_script(f"{base}/{wheel.name}", digest, dest, python)
     assert p.returncode == 0, p.stderr
+    assert p.stdout == f"uv unpacked to {dest}\n"
     assert dest.read_text() == UV_SCRIPT
     assert os.access(dest, os.X_OK) and dest.stat().st_mode & stat.S_IXUSR
     assert os.listdir(dest.parent) == ["uv"]  # no .part left
     assert subprocess.run([str(dest)], capture_output=True, text=True).stdout == "uv 0.0.1 (fake)\n"
 
 
-def test_fetch_script_refuses_a_wrong_sha256(served, tmp_path):
+def test_fetch_script_refuses_a_wrong_sha256(served, tmp_path, python):
     www, base = served
     wheel = make_wheel(www)
     good = hashlib.sha256(wheel.read_bytes()).hexdigest()
     bad = hashlib.sha256(b"something else").hexdigest()
     dest = tmp_path / "home" / ".cache" / "torch-setup" / "uv-0.0.1" / "uv"
-    p = fetch_script(f"{base}/{wheel.name}", bad, dest)
+    p = fetch_script(f"{base}/{wheel.name}", bad, dest, python)
     assert p.returncode != 0
     assert f"sha256 {good}, expected {bad}" in p.stderr
     assert not dest.exists() and not dest.parent.exists()
 
 
-def test_fetch_script_fails_on_a_wheel_without_the_binary(served, tmp_path):
+def test_fetch_script_fails_on_a_wheel_without_the_binary(served, tmp_path, python):
     www, base = served
     wheel = make_wheel(www, with_binary=False)
     dest = tmp_path / "uv-0.0.1" / "uv"
-    p = fetch_script(f"{base}/{wheel.name}", hashlib.sha256(wheel.read_bytes()).hexdigest(), dest)
+    p = fetch_script(f"{base}/{wheel.name}", hashlib.sha256(wheel.read_bytes()).hexdigest(), dest, python)
     assert p.returncode != 0 and not dest.exists()
+    assert "StopIteration" in p.stderr  # the script's next() finds no .data/scripts/uv (no SyntaxError on 3.6)
 
 
 def test_the_plans_uv_step_runs_for_real(served, tmp_path):

@@ -276,7 +276,8 @@ def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with
 
     if isinstance(find_links, str):
         find_links = [find_links]
-    conf = indexes.configured(index_url=index_url, find_links=list(find_links or ()), env=env, pip_config=pip_config)
+    conf = indexes.configured(index_url=index_url, find_links=list(find_links or ()), env=env, pip_config=pip_config,
+                              home=facts.host.home)
     cspec, cnotes = _constraints(conf.constraints, read_text)
     spec = _user_spec(torch_range) & cspec
     reasons = list(policy.reasons) + cnotes

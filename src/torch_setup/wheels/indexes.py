@@ -101,16 +101,21 @@ def _uv_index_entries(value: str) -> List[str]:
     return out
 
 
-def _local(location: str) -> str:
-    """A find-links value as pip accepts it: a path, a file:// URL or an http(s) URL; paths made absolute."""
+def _local(location: str, home: Optional[str] = None) -> str:
+    """A find-links value as pip accepts it: a path, a file:// URL or an http(s) URL; paths made absolute. `~` is
+    `home` where given: the planned host's (`plan --facts` may describe another box), not this user's."""
     if "://" in location:
         return location
+    if home and (location == "~" or location.startswith("~/")):
+        location = home.rstrip("/") + location[1:]
     return os.path.abspath(os.path.expanduser(location))
 
 
 def configured(*, index_url: Optional[str] = None, find_links: Sequence[str] = (),
-               env: Optional[Mapping[str, str]] = None, pip_config: str = "") -> Configured:
+               env: Optional[Mapping[str, str]] = None, pip_config: str = "",
+               home: Optional[str] = None) -> Configured:
     """Merge the flags, pip's and uv's environment variables and `pip config list` output (captured text).
+    `home`: the planned host's HOME, for find-links under `~` (default: this user's).
 
     The first primary index wins in this order: --index-url, UV_DEFAULT_INDEX, UV_INDEX_URL, PIP_INDEX_URL, pip
     config; the others the user set are kept as extra indexes (pip and uv each read only their own, but the
@@ -134,12 +139,12 @@ def configured(*, index_url: Optional[str] = None, find_links: Sequence[str] = (
     extra += [Source(u, "index", "PIP_EXTRA_INDEX_URL") for u in env.get("PIP_EXTRA_INDEX_URL", "").split()]
     value, origin = _pip_option(cfg, "extra-index-url")
     extra += [Source(u, "index", origin) for u in (value or "").split()]
-    links += [Source(_local(p), "find-links", "--find-links") for p in find_links if p]
-    links += [Source(_local(p.strip()), "find-links", "UV_FIND_LINKS")
+    links += [Source(_local(p, home), "find-links", "--find-links") for p in find_links if p]
+    links += [Source(_local(p.strip(), home), "find-links", "UV_FIND_LINKS")
               for p in env.get("UV_FIND_LINKS", "").split(",") if p.strip()]
-    links += [Source(_local(p), "find-links", "PIP_FIND_LINKS") for p in env.get("PIP_FIND_LINKS", "").split()]
+    links += [Source(_local(p, home), "find-links", "PIP_FIND_LINKS") for p in env.get("PIP_FIND_LINKS", "").split()]
     value, origin = _pip_option(cfg, "find-links")
-    links += [Source(_local(p), "find-links", origin) for p in (value or "").split()]
+    links += [Source(_local(p, home), "find-links", origin) for p in (value or "").split()]
     constraints = [p for var in ("PIP_CONSTRAINT", "UV_CONSTRAINT") for p in env.get(var, "").split()]
     value, _ = _pip_option(cfg, "constraint")
     constraints += (value or "").split()
