@@ -297,7 +297,7 @@ def test_a_failing_step_cancels_the_started_verification():
     with pytest.raises(StepError):
         pipeline.install(system, facts, None, plan, Reporter(io.StringIO()))
     assert "verify started" in system.moments and "verify compiles" not in system.moments
-    assert system.calls[-1].startswith(f"cancel {VENV}/bin/python -c ")
+    assert system.calls[-2].startswith(f"cancel {VENV}/bin/python -c ") and system.calls[-1].startswith("remove_tree")
 
 
 def test_no_verification_no_smoke_check():

@@ -80,7 +80,7 @@ def test_json_ok_but_nonzero_exit_is_a_failure():
 
 class Recorder(FakeSystem):
     def run(self, argv, *, env=None, **kw):
-        self.seen = (list(argv), dict(env or {}), Path(env["TORCHINDUCTOR_CACHE_DIR"]).is_dir())
+        self.seen = (list(argv), dict(env or {}), self.exists(env["TORCHINDUCTOR_CACHE_DIR"]))
         return super().run(argv, env=env, **kw)
 
 
@@ -90,7 +90,8 @@ def test_verify_runs_smoke_with_a_fresh_cache_and_removes_it():
     v = verify.verify(system, "/tmp/tv/bin/python")
     argv, env, existed = system.seen
     assert argv[:2] == ["/tmp/tv/bin/python", "-c"] and argv[2] == verify.SMOKE
-    assert existed and not Path(env["TORCHINDUCTOR_CACHE_DIR"]).exists()
+    assert existed and not system.exists(env["TORCHINDUCTOR_CACHE_DIR"])
+    assert f"remove_tree {env['TORCHINDUCTOR_CACHE_DIR']}" in system.calls
     assert env["TRITON_CACHE_DIR"].startswith(env["TORCHINDUCTOR_CACHE_DIR"])
     assert env["TMPDIR"] == env["TORCHINDUCTOR_CACHE_DIR"]
     assert v.ok
@@ -147,7 +148,8 @@ def test_a_cancelled_verification_is_killed_and_leaves_no_cache():
     pending = verify.start(system, "/tmp/tv/bin/python")
     pending.cancel()
     assert pending.job.cancelled and pending.job.sent is None
-    assert system.calls[-1].startswith("cancel /tmp/tv/bin/python -c ") and not Path(pending.cache).exists()
+    assert system.calls[-2].startswith("cancel /tmp/tv/bin/python -c ") and not system.exists(pending.cache)
+    assert system.calls[-1] == f"remove_tree {pending.cache}"
 
 
 def test_the_import_list_names_modules_under_site_packages_and_where_it_came_from():

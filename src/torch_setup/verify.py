@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import pkgutil
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
@@ -79,14 +77,14 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
 class Pending:
     """A verification started: torch imported (or importing), waiting for "go" before it compiles."""
 
-    def __init__(self, python: str, job, cache: str, env: Optional[Dict[str, str]] = None):
-        self.python, self.job, self.cache, self.env = python, job, cache, dict(env or {})
+    def __init__(self, system: System, python: str, job, cache: str, env: Optional[Dict[str, str]] = None):
+        self.system, self.python, self.job, self.cache, self.env = system, python, job, cache, dict(env or {})
 
     def finish(self, timeout: float = 900) -> Verification:
         try:
             res = self.job.finish("go", timeout=timeout)
         finally:
-            shutil.rmtree(self.cache, ignore_errors=True)
+            self.system.remove_tree(self.cache)
         if res.rc == 127:
             v = Verification(False, self.python, error=f"{self.python}: not found")
         else:
@@ -96,12 +94,12 @@ class Pending:
 
     def cancel(self) -> None:
         self.job.cancel()
-        shutil.rmtree(self.cache, ignore_errors=True)
+        self.system.remove_tree(self.cache)
 
 
 def start(system: System, python: str, env=None) -> Pending:
     """`env`: what the plan sets on top of the user's environment (CXX/CC of a newer compiler)."""
-    cache = tempfile.mkdtemp(prefix="torch-setup-verify-")
+    cache = system.temp_dir("torch-setup-verify-")
     shown = settings(dict(system.env, **(env or {})))
     # Nothing from an earlier compile may count: fresh caches (the precompiled header, the FX graph and autograd
     # caches live there too, so they are built afresh, on the path the user's first compile takes) and a fresh
@@ -111,7 +109,7 @@ def start(system: System, python: str, env=None) -> Pending:
     listing = str(Path(cache) / "imports.txt")
     if system.write_text(listing, pkgutil.get_data("torch_setup", IMPORTS).decode()):
         argv += ["--imports", listing]
-    return Pending(python, system.start(argv + ["--wait"], env=env), cache, shown)
+    return Pending(system, python, system.start(argv + ["--wait"], env=env), cache, shown)
 
 
 def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:

@@ -70,6 +70,11 @@ class FakeSystem(System):
         self.files[path] = text
         return True
 
+    def temp_dir(self, prefix):
+        path = f"/tmp/{prefix}{sum(1 for f in self.files if f.startswith('/tmp/' + prefix))}"
+        self.files[path + "/.made"] = ""  # exists() until remove_tree
+        return path
+
     def remove_tree(self, path):
         self.calls.append(f"remove_tree {path}")
         for f in [f for f in self.files if f == path or f.startswith(path.rstrip("/") + "/")]:

@@ -140,6 +140,10 @@ class System:
     def remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def temp_dir(self, prefix: str) -> str:
+        """A new private directory (the caller removes it with remove_tree)."""
+        return tempfile.mkdtemp(prefix=prefix)
+
     def write_text(self, path: str, text: str) -> bool:
         """Best effort (a cache): False when it cannot be written."""
         try:
