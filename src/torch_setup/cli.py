@@ -188,7 +188,8 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
                            python_from)
         rec = pipeline.load_recipes(recipes, system.env)
-        the_plan = pipeline.plan_host(request, _facts_for(system, request, facts, rec), rec, system=system)
+        the_plan = pipeline.plan_host(request, _facts_for(system, request, facts, rec), rec,
+                                      system=None if facts else system)  # another host's files are not here
         if as_json:
             out.emit(the_plan.to_dict())
         else:

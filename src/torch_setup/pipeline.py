@@ -82,8 +82,9 @@ def plan_host(request: Request, facts: Facts, recipes, *, online: bool = True, f
     the tests all call. `online`: ask the indexes which torch fits and where uv comes from (install, plan);
     offline (doctor, explain) the torch step names the range the Python supports and nothing is fetched.
     Everything about the host comes from `facts` (its tools, HOME, pip configuration, environment), so a facts
-    file of another host plans exactly as `install` would there. `fetch`: the index client (tests pass one);
-    `system`: reads the constraint files the host's pip configuration names."""
+    file of another host plans as `install` would there. `fetch`: the index client (tests pass one); `system`:
+    the planned host when it is this one (its local find-links folders, file:// indexes and constraint files are
+    read); None for facts of another host, whose local folders and files are not read here (a note says so)."""
     from torch_setup.planning import make as planning
     from torch_setup.planning import provide as provision
 
@@ -115,11 +116,25 @@ def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Op
 
     env = facts.config.env
     backend = request.backend or env.get(BACKEND_ENV, "") or "auto"
-    kw = dict({"fetch": fetch} if fetch else {}, **({"read_text": system.read_text} if system else {}))
+    if system is None:  # facts of a host this one cannot look into: its folders and files are not read here
+        fetch = _not_local(fetch)
+    kw = {"fetch": fetch} if fetch else {}
+    kw["read_text"] = system.read_text if system else (lambda path: None)
     return torch_choice.choose(
         facts, recipes, backend=backend, torch_range=request.torch, with_=request.with_,
         index_url=request.index_url, find_links=list(request.find_links), env=env, pip_config=facts.config.pip,
         **kw)
+
+
+def _not_local(fetch):
+    """An index client that does not read local folders or file:// indexes: they are the planned host's."""
+    from torch_setup.wheels import indexes
+
+    def remote_only(source, project, **kw):
+        if indexes.is_local(source.url):
+            raise indexes.IndexUnreachable(source, "a folder of the planned host: not read from this one")
+        return (fetch or indexes.fetch)(source, project, **kw)
+    return remote_only
 
 
 def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):

@@ -23,7 +23,7 @@ from typing import List, Optional
 
 import pytest
 
-from tests.e2e.roots import debian_root
+from tests.e2e.roots import debian_root, payload
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -69,14 +69,14 @@ def plan_from_facts(facts_file: Path, args: List[str], env: Optional[dict] = Non
     res = subprocess.run([*CLI, "plan", "--facts", str(facts_file), "--json", *args], capture_output=True,
                          text=True, timeout=600, env=dict(os.environ, **(env or {})), cwd="/")
     assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout)
+    return payload(res.stdout)
 
 
 def assert_same_plan(installed: dict, facts_file: Path, args: List[str]) -> None:
     """The dry run's plan against this host's plans from the facts: as this host is, and with LEAKY set."""
     assert installed["dry_run"] is True and installed["plan"]["steps"], installed
     for extra in ({}, LEAKY):
-        planned = plan_from_facts(facts_file, args, extra)
+        planned = {k: v for k, v in plan_from_facts(facts_file, args, extra).items() if k not in ("ok", "error")}
         diffs = differences(installed["plan"], planned)
         assert not diffs, f"plan --facts {' '.join(args)} (with {sorted(extra)}) differs:\n" + "\n".join(diffs)
         assert planned == installed["plan"]
@@ -97,7 +97,7 @@ def test_plan_from_a_roots_facts_is_its_install_dry_run(tmp_path, pyz, suite, ve
     with debian_root(suite, tmp_path / "roots") as root:
         root.copy_in(pyz, PYZ_IN_ROOT)
         detect = in_root(root, ["detect", "--json", *py])
-        facts = json.loads(detect.stdout)  # printed even when the Python is absent
+        facts = json.loads(detect.stdout)["data"]  # printed even when the Python is absent
         lacks = bool(facts["python"]["absent"])
         if absent is not None:
             assert lacks is absent, facts["python"]
@@ -109,7 +109,7 @@ def test_plan_from_a_roots_facts_is_its_install_dry_run(tmp_path, pyz, suite, ve
         facts_file.write_text(detect.stdout)
         dry = in_root(root, ["install", "--dry-run", "--json", *py])
         assert dry.returncode == 0, dry.stderr[-3000:]
-    installed = json.loads(dry.stdout)
+    installed = payload(dry.stdout)
     assert installed["plan"]["torch"], installed["plan"]  # the choice was made online, on both sides
     # An absent Python: the facts say which is wanted, so the plan needs no --python (and may have it).
     for args in ([[], py] if lacks else [py]):
@@ -136,14 +136,14 @@ def test_plan_from_a_pyenv_hosts_facts_is_its_install_dry_run(tmp_path):
     py = ["--python", exe]
     detect = subprocess.run([*CLI, "detect", "--json", *py], env=env, capture_output=True, text=True, timeout=300)
     assert detect.returncode == 0, detect.stderr[-2000:]
-    facts = json.loads(detect.stdout)
+    facts = json.loads(detect.stdout)["data"]
     assert facts["python"]["source"] == "pyenv" and facts["host"]["home"] == str(home)
     facts_file = tmp_path / "pyenv-facts.json"
     facts_file.write_text(detect.stdout)
     dry = subprocess.run([*CLI, "install", "--dry-run", "--json", *py], env=env, capture_output=True, text=True,
                          timeout=600)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    assert_same_plan(json.loads(dry.stdout), facts_file, py)
+    assert_same_plan(payload(dry.stdout), facts_file, py)
 
 
 def fake_torch_wheel(folder: Path) -> Path:
@@ -163,10 +163,10 @@ LOCAL_FILES = ["find-links folder", "constraint file", "find-links under ~"]
 
 @pytest.mark.parametrize("case", LOCAL_FILES)
 def test_files_named_by_the_facts_are_the_planned_hosts_not_this_ones(tmp_path, pyz, case):
-    """install on the root finds no such folder or file and takes torch from PyPI; a plan from its facts must do
-    the same. Today the folder and the constraint file fail: the torch choice of `plan --facts` lists this host's
-    folder (wheels/indexes.fetch reads local sources here) and reads this host's constraint file
-    (pipeline.choose_torch passes this host's System.read_text), and the facts carry neither's content."""
+    """install on the root finds no such folder or file and takes torch from PyPI; a plan from its facts takes the
+    same torch: it does not read this host's folder or constraint file of that name (they would be the planned
+    host's). The one difference allowed: the note for a local folder says it was not read here, where the root
+    says it has no such folder."""
     here = tmp_path / "only-on-this-host"
     if case == "find-links folder":
         fake_torch_wheel(here / "wheels")
@@ -187,4 +187,13 @@ def test_files_named_by_the_facts_are_the_planned_hosts_not_this_ones(tmp_path, 
         facts_file.write_text(detect.stdout)
         dry = in_root(root, ["install", "--dry-run", "--json"], env)
         assert dry.returncode == 0, dry.stderr[-3000:]
-    assert_same_plan(json.loads(dry.stdout), facts_file, [])
+    installed = payload(dry.stdout)
+    if case == "constraint file":
+        assert_same_plan(installed, facts_file, [])  # unread on both sides: the same plan
+        return
+    planned = plan_from_facts(facts_file, [])
+    diffs = differences(installed["plan"], {k: v for k, v in planned.items() if k not in ("ok", "error")})
+    assert diffs == ["plan.notes[0]: " + repr(installed["plan"]["notes"][0]) + " != " + repr(planned["notes"][0])]
+    assert "no such folder" in installed["plan"]["notes"][0]
+    assert "not read from this one" in planned["notes"][0] and "/wheels" in planned["notes"][0]
+    assert planned["torch"]["version"] == installed["plan"]["torch"]["version"]  # not this host's 2.9.0+cpu

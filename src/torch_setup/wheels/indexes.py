@@ -260,6 +260,11 @@ def _of_project(files: Iterable[File], project: str) -> Tuple[File, ...]:
     return tuple(out)
 
 
+def is_local(url: str) -> bool:
+    """A folder or a file:// index: read from this host's disk, not over the network."""
+    return _local_path(url) is not None
+
+
 def _local_path(url: str) -> Optional[Path]:
     if url.startswith("file:"):
         return Path(unquote(urlsplit(url).path))
