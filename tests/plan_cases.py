@@ -3,6 +3,7 @@ every command runs (pipeline.assemble, which pipeline.plan_host wraps). `scripts
 expectations; a failing case prints GOT and WANT."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -57,4 +58,27 @@ def expected_of(case: dict, recipes=None) -> dict:
     return {"steps": lines(plan), "python": plan.python, "notes": list(plan.notes), "env": plan.env}
 
 
-__all__ = ["CASES", "PythonRequest", "expected_of", "facts_of", "lines", "load_case", "plan_of", "request_of"]
+def ran(facts: Facts, plan) -> Facts:
+    """The host once the plan ran (a model of it after `install`): each step's needs provided, the venv made,
+    torch installed."""
+    py, compiler, host, torch = facts.python, facts.compiler, facts.host, facts.torch
+    for step in plan.todo:
+        if step.id == "venv":
+            venv = step.commands[-1].argv[-1]
+            py = dataclasses.replace(py, executable=venv + "/bin/python", prefix=venv, in_venv=True,
+                                     externally_managed=False, base_executable=py.executable, user_site=None)
+            torch = type(torch)()
+        elif "torch" in step.provides:
+            torch = dataclasses.replace(torch, version="2.15.0", location=py.prefix, in_user_site=False)
+        else:
+            got = step.provides
+            py = dataclasses.replace(py, has_headers=py.has_headers or "headers" in got,
+                                     venv_ok=py.venv_ok or "venv" in got)
+            compiler = dataclasses.replace(compiler, toolchain_ok=compiler.toolchain_ok or "cxx" in got)
+            host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got,
+                                       openssl=host.openssl or ("openssl" if "openssl" in got else None))
+    compiler = dataclasses.replace(compiler, ok=compiler.toolchain_ok and py.has_headers)
+    return dataclasses.replace(facts, python=py, compiler=compiler, host=host, torch=torch)
+
+
+__all__ = ["CASES", "PythonRequest", "expected_of", "facts_of", "lines", "load_case", "plan_of", "ran", "request_of"]

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from plan_cases import ran
 from conftest import FIXTURES, HOST_NAMES, changed, debian_only, host_facts, host_facts_dict, load_host
 from torch_setup import pipeline
 from torch_setup.errors import ExitCode, UnsupportedError
@@ -312,28 +313,6 @@ def test_root_steps_of_a_sudo_user_run_through_sudo(builtin_recipes):
 
 # --------------------------------------------------------------------------------------------- invariants
 
-def apply(facts: Facts, plan, recipes) -> Facts:
-    """What running the plan does to the facts (a model of the host after `install`), by what each step provides."""
-    py, compiler, host, torch = facts.python, facts.compiler, facts.host, facts.torch
-    for step in plan.todo:
-        if step.id == "venv":
-            venv = step.commands[-1].argv[-1]
-            py = dataclasses.replace(py, executable=venv + "/bin/python", prefix=venv, in_venv=True,
-                                     externally_managed=False, base_executable=py.executable, user_site=None)
-            torch = type(torch)()
-        elif "torch" in step.provides:
-            torch = dataclasses.replace(torch, version="2.15.0", location=py.prefix, in_user_site=False)
-        else:
-            got = step.provides
-            py = dataclasses.replace(py, has_headers=py.has_headers or "headers" in got,
-                                     venv_ok=py.venv_ok or "venv" in got)
-            compiler = dataclasses.replace(compiler, toolchain_ok=compiler.toolchain_ok or "cxx" in got)
-            host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got,
-                                       openssl=host.openssl or ("/usr/bin/openssl" if "openssl" in got else None))
-    compiler = dataclasses.replace(compiler, ok=compiler.toolchain_ok and py.has_headers)
-    return dataclasses.replace(facts, python=py, compiler=compiler, host=host, torch=torch)
-
-
 VARIANTS = [(name, {}) for name in HOST_NAMES] + [
     ("debian13-minbase", {"host.is_root": False, "host.sudo": True}),
     ("debian13-minbase", {"host.apt_lists_age_s": None, "host.uv": "/usr/local/bin/uv"}),
@@ -350,7 +329,7 @@ def test_planning_after_install_has_nothing_to_do(builtin_recipes, name, changes
     plan = make_plan(facts, builtin_recipes, OPTS)
     assert facts == before  # make_plan does not touch its input
     assert make_plan(facts, builtin_recipes, OPTS) == plan  # and gives the same plan twice
-    after = apply(facts, plan, builtin_recipes)
+    after = ran(facts, plan)
     again = make_plan(after, builtin_recipes, OPTS)
     assert again.todo == [], [s.to_dict() for s in again.todo]
     assert again.python == plan.python

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from plan_cases import CASES, expected_of, facts_of, lines, load_case, plan_of, request_of
+from plan_cases import CASES, expected_of, facts_of, lines, load_case, plan_of, ran, request_of
 from torch_setup import doctor, pipeline
 from torch_setup.planning import provide as provision
 from torch_setup import explain as ex
@@ -97,27 +97,6 @@ def test_every_need_causes_name_is_a_need_plan_steps_provide():
 
 
 # --------------------------------------------------------------------------------------- planning converges
-
-def ran(facts, plan):
-    """The host once the plan ran: each step's needs provided, the venv made, torch installed."""
-    py, compiler, host, torch = facts.python, facts.compiler, facts.host, facts.torch
-    for step in plan.todo:
-        if step.id == "venv":
-            venv = step.commands[-1].argv[-1]
-            py = dataclasses.replace(py, executable=venv + "/bin/python", prefix=venv, in_venv=True,
-                                     externally_managed=False, base_executable=py.executable)
-        elif "torch" in step.provides:
-            torch = dataclasses.replace(torch, version="2.15.0", location=py.prefix)
-        else:
-            got = step.provides
-            py = dataclasses.replace(py, has_headers=py.has_headers or "headers" in got,
-                                     venv_ok=py.venv_ok or "venv" in got)
-            compiler = dataclasses.replace(compiler, toolchain_ok=compiler.toolchain_ok or "cxx" in got)
-            host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got,
-                                       openssl=host.openssl or ("openssl" if "openssl" in got else None))
-    return dataclasses.replace(facts, python=py, compiler=dataclasses.replace(compiler, ok=compiler.toolchain_ok),
-                               host=host, torch=torch)
-
 
 @pytest.mark.parametrize("name", PLANNED)
 def test_planning_again_from_the_predicted_state_has_nothing_to_do(builtin_recipes, name):
