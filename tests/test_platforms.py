@@ -10,6 +10,7 @@ import json
 import pytest
 
 from conftest import plan_for, FIXTURES, assert_bad_recipe, changed
+from torch_setup.planning import compiler as compiler_fix
 from torch_setup.planning import provide as provision
 from torch_setup.recipes import load as recipes_mod
 from torch_setup.errors import ExitCode, UnsupportedError
@@ -267,7 +268,7 @@ def test_as_a_user_with_sudo_the_root_steps_go_through_sudo(builtin_recipes):
 def test_rhel8_gcc8_found_gets_gcc_toolset(builtin_recipes):
     f = facts("rhel-8", **{"compiler.path": "/usr/bin/g++", "compiler.family": "gcc", "compiler.version": "8.5.0",
                            "compiler.error": "g++: error: unrecognized command line option '-std=c++20'"})
-    fix = provision.compiler_steps(f, builtin_recipes)
+    fix = compiler_fix.compiler_steps(f, builtin_recipes)
     assert fix.env == {"CXX": "/opt/rh/gcc-toolset-13/root/usr/bin/g++",
                        "CC": "/opt/rh/gcc-toolset-13/root/usr/bin/gcc"}
     assert [c.argv for c in fix.step.commands] == [("dnf", "install", "-y", "gcc-toolset-13-gcc-c++")]
@@ -281,13 +282,13 @@ def test_rhel8_with_cxx_already_set_to_the_toolset_needs_nothing(builtin_recipes
     f = facts("rhel-8", **{"compiler.cxx": "/opt/rh/gcc-toolset-13/root/usr/bin/g++",
                            "compiler.path": "/opt/rh/gcc-toolset-13/root/usr/bin/g++", "compiler.family": "gcc",
                            "compiler.version": "13.3.1", "compiler.toolchain_ok": True, "compiler.error": None})
-    assert provision.compiler_steps(f, builtin_recipes) is None
+    assert compiler_fix.compiler_steps(f, builtin_recipes) is None
 
 
 def test_leap15_gcc7_gets_gcc13(builtin_recipes):
     f = facts("opensuse-leap-15.6", **{"compiler.path": "/usr/bin/g++", "compiler.family": "gcc",
                                        "compiler.version": "7.5.0"})
-    fix = provision.compiler_steps(f, builtin_recipes)
+    fix = compiler_fix.compiler_steps(f, builtin_recipes)
     assert fix.env == {"CXX": "g++-13", "CC": "gcc-13"}
     assert fix.step.commands[0].argv == ("zypper", "--non-interactive", "install", "gcc13-c++")
 
@@ -296,19 +297,20 @@ def test_a_new_enough_gcc_that_fails_is_packages_cxx_business(builtin_recipes):
     # Ubuntu 24.04's g++ 13 failing (say libgomp's dev files missing): `g++` again is the fix, not an upgrade.
     f = facts("ubuntu-24.04", **{"compiler.path": "/usr/bin/g++", "compiler.family": "gcc",
                                  "compiler.version": "13.3.0"})
-    assert provision.compiler_steps(f, builtin_recipes) is None
+    assert compiler_fix.compiler_steps(f, builtin_recipes) is None
     f = facts("rhel-9", **{"compiler.path": "/usr/bin/g++", "compiler.family": "gcc", "compiler.version": "11.5.0"})
-    assert provision.compiler_steps(f, builtin_recipes) is None
+    assert compiler_fix.compiler_steps(f, builtin_recipes) is None
 
 
 def test_a_conda_python_without_a_known_conda_gets_the_system_compiler(builtin_recipes):
-    assert provision.compiler_steps(facts("conda-miniforge", **{"host.conda": None}), builtin_recipes) is None
+    assert compiler_fix.compiler_steps(facts("conda-miniforge", **{"host.conda": None}), builtin_recipes) is None
 
 
 def test_macos_conda_gets_llvm_openmp_and_omp_prefix(builtin_recipes):
     f = facts("macos-14-homebrew", **{"python.source": "conda", "python.executable": "/Users/dev/mf/bin/python",
                                       "python.prefix": "/Users/dev/mf", "python.base_prefix": "/Users/dev/mf"})
-    fix = provision.compiler_steps(changed(f.to_dict(), **{"host.conda": "/Users/dev/mf/bin/mamba"}), builtin_recipes)
+    with_mamba = changed(f.to_dict(), **{"host.conda": "/Users/dev/mf/bin/mamba"})
+    fix = compiler_fix.compiler_steps(with_mamba, builtin_recipes)
     assert fix.step.commands[0].argv == ("/Users/dev/mf/bin/mamba", "install", "-y", "-p", "/Users/dev/mf",
                                          "-c", "conda-forge", "llvm-openmp")
     assert fix.env == {"OMP_PREFIX": "/Users/dev/mf"} and not fix.step.root

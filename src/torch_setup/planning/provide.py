@@ -43,11 +43,13 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from torch_setup.planning.compiler import compiler_steps, needs_cxx
+from torch_setup.planning.predict import box_python, env_manager, facts_after, predicted, show_env
 from torch_setup.planning.steps import WITH_CXX, Command, Plan, Step, provided
 from torch_setup.recipes import refuse, resolve
 from torch_setup.errors import UnsupportedError
-from torch_setup.facts.model import CompilerFacts, Facts, PythonFacts, TorchFacts
-from torch_setup.recipes.load import ADVISED_COMPILER, PYTHON, Manager, Platform, Recipes, fill
+from torch_setup.facts.model import Facts, PythonFacts
+from torch_setup.recipes.load import PYTHON, Platform, Recipes, fill
 from torch_setup.request import DEFAULT_VENV, PythonRequest, Request
 
 PYTHON_NEEDS = frozenset({"python", "headers", "venv", "environment"})  # what a provided interpreter brings
@@ -66,14 +68,6 @@ class Provision:
     provider: str  # system, uv, pyenv, conda; "" when the asked Python is there already
     facts: Facts  # the facts once the steps ran: give these to make_plan
     env: Dict[str, str] = field(default_factory=dict)  # CXX/CC/OMP_PREFIX for the verification and the user
-
-
-@dataclass(frozen=True)
-class CompilerFix:
-    """A compiler step, and the environment (CXX, CC) Inductor and Triton must run with afterwards."""
-    step: Step
-    env: Dict[str, str]
-    facts: Facts  # the facts once the step ran (compiler.cxx = env CXX, toolchain_ok)
 
 
 @dataclass(frozen=True)
@@ -118,17 +112,12 @@ def compose(prepared: Prepared, plan: Plan) -> Plan:
     steps += [s if s.after or not last else replace(s, after=last) for s in plan.steps]
     notes = list(plan.notes)
     if prepared.env:
-        notes.append("torch.compile here needs " + _show(prepared.env) + ": the verification sets it; set it for "
-                     "your own runs too (export " + _show(prepared.env) + ")")
+        notes.append("torch.compile here needs " + show_env(prepared.env) + ": the verification sets it; set it for "
+                     "your own runs too (export " + show_env(prepared.env) + ")")
     return replace(plan, steps=tuple(steps), notes=tuple(notes), env={**plan.env, **prepared.env})
 
 
 # ------------------------------------------------------------------------------------------------------- pythons
-
-def box_python(facts: Facts) -> Optional[PythonFacts]:
-    """The interpreter the box has now, to run the bootstrap scripts with and to tell the active source by."""
-    return facts.python if facts.python.found and not facts.python.predicted else facts.host_python
-
 
 def default_provider(facts: Facts, recipes: Recipes, minor: str) -> str:
     py = box_python(facts) or PythonFacts()
@@ -203,7 +192,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
             checks=tuple(tuple(fill(a, **values) for a in r.check) for r in repos)))
     ca = platform.packages_for("ca", values)
     ca_done = bool(repos) and set(ca) <= set(prereq)  # the repositories' prerequisites brought them
-    needs = [PYTHON, "headers", "venv"] + (["cxx"] if _needs_cxx(facts, recipes) else []) + \
+    needs = [PYTHON, "headers", "venv"] + (["cxx"] if needs_cxx(facts, recipes) else []) + \
         (["ca"] if not facts.host.ca_bundle and not ca_done else []) + _openssl(facts, recipes)
     packages = _unique(p for need in needs for p in platform.packages_for(need, values))
     steps.append(Step(
@@ -215,7 +204,7 @@ def _system(facts: Facts, recipes: Recipes, minor: str, version: str) -> Provisi
     exe = fill(platform.python_executable, **values)
     source = "homebrew" if manager.name == "brew" else "system"
     prefix = "/usr" if source == "system" else os.path.dirname(os.path.dirname(exe))
-    after = _after(facts, predicted(
+    after = facts_after(facts, predicted(
         executable=exe, version=version, prefix=prefix, base_prefix=prefix, source=source,
         include_dir=fill(platform.python_include, **values), externally_managed=em),
         cxx="cxx" in needs, ca="ca" in needs or ca_done, openssl="openssl" in needs)
@@ -270,7 +259,7 @@ def _uv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, whe
          Command((uv, "venv", "--seed", "--allow-existing", "--python", minor, venv))), False,
         f"no Python {minor} on the box: a uv-managed one (python-build-standalone, headers included)",
         creates=venv, provides=PYTHON_NEEDS))
-    after = _after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed,
+    after = facts_after(facts, _venv_python(minor, version, venv, "uv"), cxx="cxx" in fixed, ca="ca" in fixed,
                    openssl="openssl" in fixed)
     after = replace(after, host=replace(after.host, uv=uv))
     return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "uv", after)
@@ -305,7 +294,7 @@ def _pyenv(facts: Facts, recipes: Recipes, minor: str, version: str, venv: str, 
          Command(("sh", "-c", make_venv, pyenv, minor, venv))), False,
         f"no Python {minor} on the box: pyenv builds the newest {minor}.x (a few minutes)", creates=venv,
         provides=PYTHON_NEEDS))
-    after = _after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed,
+    after = facts_after(facts, _venv_python(minor, version, venv, "pyenv"), cxx="cxx" in fixed, ca="ca" in fixed,
                    openssl="openssl" in fixed)
     return Provision(tuple(steps), os.path.join(venv, "bin", "python"), "pyenv", after)
 
@@ -318,7 +307,7 @@ def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Opti
     if not cplat:
         raise UnsupportedError(f"no conda recipe for {facts.os.system} {facts.arch}",
                                hint="add one with --recipes DIR (see recipes/conda.toml), or --python-from uv")
-    manager = _env_manager(recipes, cplat, conda)
+    manager = env_manager(recipes, cplat, conda)
     prefix = resolve.expand_home(fill(CONDA_ENV, minor=minor), facts)
     values = resolve.values(facts, minor, prefix)
     cxx = not facts.compiler.toolchain_ok
@@ -330,69 +319,11 @@ def _conda(facts: Facts, recipes: Recipes, minor: str, version: str, conda: Opti
                          False, f"no Python {minor} on the box: a conda-forge one in its own environment",
                          creates=prefix, provides=PYTHON_NEEDS | (WITH_CXX if cxx else frozenset()))
     exe = fill(cplat.python_executable, **values)
-    after = _after(facts, predicted(
+    after = facts_after(facts, predicted(
         executable=exe, version=version, prefix=prefix, base_prefix=prefix, source="conda",
         include_dir=fill(cplat.python_include, **values), externally_managed=False),
         cxx=cxx, ca=False, cxx_env=env)
     return Provision((step,), exe, "conda", after, env)
-
-
-# ------------------------------------------------------------------------------------------------------ compiler
-
-def gcc_major(compiler: CompilerFacts) -> Optional[int]:
-    if compiler.family not in ("gcc", None) or not compiler.version:
-        return None
-    m = re.match(r"(\d+)", compiler.version)
-    return int(m.group(1)) if m else None
-
-
-def compiler_steps(facts: Facts, recipes: Recipes) -> Optional[CompilerFix]:
-    """A compiler step where the platform's plain `packages.cxx` is not the fix: a gcc too old for Inductor's
-    C++20 (the one found, or the one packages.cxx would install: RHEL 8's gcc 8, Leap 15's gcc 7) gets the
-    platform's `cxx_upgrade`; a conda Python gets conda-forge's compiler in its own environment (when the host
-    has conda, mamba or micromamba). None when the compiler works or packages.cxx is the fix."""
-    c = facts.compiler
-    if c.toolchain_ok:
-        return None
-    py = facts.python
-    conda = facts.host.conda
-    if py.found and py.source == "conda" and conda:
-        cplat = recipes.source_platform("conda", arch=facts.arch or None, system=facts.os.system or None)
-        if cplat:
-            prefix = py.base_prefix or py.prefix or ""
-            values = resolve.values(facts, py.minor or "", prefix)
-            manager = _env_manager(recipes, cplat, conda)
-            packages = cplat.packages_for("cxx", values)
-            env = {k: fill(v, **values) for k, v in cplat.cxx_env.items()}
-            step = Step(
-                "compiler", f"C++ compiler in the conda environment {prefix}: " + " ".join(packages), "todo",
-                (Command(manager.install_argv(packages, prefix=prefix), dict(manager.env)),), False,
-                "a conda Python gets conda-forge's compiler in its own environment, as the user"
-                + (f"; then {_show(env)}" if env else ""), provides=WITH_CXX)
-            return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
-    platform = recipes.os_platform_for_facts(facts)
-    if not platform or not platform.cxx_upgrade:
-        return None
-    major = gcc_major(c)
-    if major is not None:
-        if major >= platform.compiler_min:
-            return None
-        why = (f"g++ {c.version} cannot build Inductor's C++20 (gcc >= {platform.compiler_min} does; "
-               f"{ADVISED_COMPILER} is advised)")
-    elif not c.path and platform.compiler_default is not None and platform.compiler_default < platform.compiler_min:
-        why = (f"no C++ compiler, and {platform.id}'s own g++ is gcc {platform.compiler_default}, too old for "
-               f"Inductor's C++20 (gcc >= {platform.compiler_min})")
-    else:
-        return None
-    upgrade = platform.cxx_upgrade
-    manager = recipes.managers[platform.manager]
-    values = resolve.values(facts, py.minor or "")
-    packages = tuple(fill(p, **values) for p in upgrade.packages)
-    env = {k: fill(v, **values) for k, v in upgrade.env.items()}
-    step = Step("compiler", f"C++ compiler: {' '.join(packages)} ({_show(env)})", "todo",
-                         tuple(resolve.install_commands(facts, manager, packages)), manager.root,
-                         why + f"; then {_show(env)}", provides=WITH_CXX | {"compiler-upgrade"})
-    return CompilerFix(step, env, _after(facts, py, cxx=True, ca=False, cxx_env=env, keep_torch=True))
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -402,17 +333,8 @@ def _older(version: Optional[str], than: str) -> bool:
         tuple(int(x) for x in than.split("."))
 
 
-def _needs_cxx(facts: Facts, recipes: Recipes) -> bool:
-    """The plain packages.cxx are wanted: no working compiler, and no compiler_steps fix instead."""
-    return not facts.compiler.toolchain_ok and not compiler_steps(facts, recipes)
-
-
 def _unique(items) -> Tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in items if i))
-
-
-def _show(env: Dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in env.items())
 
 
 def _chain(steps: Sequence[Step]) -> List[Step]:
@@ -431,7 +353,7 @@ def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform
         return None, []
     manager = recipes.managers[platform.manager]
     values = resolve.values(facts, minor)
-    needs = (["cxx"] if _needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else []) + \
+    needs = (["cxx"] if needs_cxx(facts, recipes) else []) + (["ca"] if not facts.host.ca_bundle else []) + \
         _openssl(facts, recipes)
     packages = _unique([fill(p, **values) for p in extra]
                        + [p for need in needs for p in platform.packages_for(need, values)])
@@ -442,17 +364,6 @@ def _system_packages(facts: Facts, recipes: Recipes, platform: Optional[Platform
                          provides=provided(needs)), needs
 
 
-def predicted(*, executable: str, version: str, prefix: str, source: str, base_prefix: Optional[str] = None,
-              include_dir: Optional[str] = None, free_threaded: bool = False, in_venv: bool = False,
-              externally_managed: bool = False) -> PythonFacts:
-    """The one constructor of an interpreter a plan provides: predicted, with headers and venv support (every
-    provider brings them), and never run while planning."""
-    return PythonFacts(found=True, predicted=True, executable=executable, version=version, implementation="cpython",
-                       free_threaded=free_threaded, prefix=prefix, base_prefix=base_prefix, in_venv=in_venv,
-                       source=source, include_dir=include_dir, has_headers=True,
-                       externally_managed=externally_managed, venv_ok=True)
-
-
 def _venv_python(minor: str, version: str, venv: str, source: str) -> PythonFacts:
     return predicted(executable=os.path.join(venv, "bin", "python"), version=version, prefix=venv, source=source,
                      free_threaded=minor.endswith("t"), in_venv=True)
@@ -461,33 +372,3 @@ def _venv_python(minor: str, version: str, venv: str, source: str) -> PythonFact
 def _openssl(facts: Facts, recipes: Recipes) -> List[str]:
     """The openssl need, for the new torch a provided Python gets (the newest: it runs openssl)."""
     return ["openssl"] if not facts.host.openssl and recipes.torch_runs("openssl", None) else []
-
-
-def _after(facts: Facts, python: PythonFacts, cxx: bool, ca: bool, cxx_env: Optional[Dict[str, str]] = None,
-           keep_torch: bool = False, openssl: bool = False) -> Facts:
-    """The facts once the steps ran: this Python (no torch in a new one), a working compiler / CA bundle where
-    they were installed."""
-    compiler = facts.compiler
-    if cxx:
-        env = cxx_env or {}
-        compiler = replace(compiler, cxx=env.get("CXX", compiler.cxx), path=env.get("CXX", compiler.path),
-                           family=compiler.family if "CXX" not in env else "gcc", version=None if "CXX" in env
-                           else compiler.version, toolchain_ok=True, ok=python.has_headers, error=None,
-                           cc=env.get("CC", compiler.cc))
-    host = replace(facts.host, ca_bundle=facts.host.ca_bundle or ca,
-                   openssl=facts.host.openssl or ("openssl" if openssl else None))  # predicted: on PATH
-    box = box_python(facts) if python is not facts.python else facts.host_python
-    return replace(facts, python=python, compiler=compiler, host=host, host_python=box,
-                   torch=facts.torch if keep_torch else TorchFacts())
-
-
-def _env_manager(recipes: Recipes, platform: Platform, path: str) -> Manager:
-    """conda, mamba or micromamba by the binary's name; argv[0] becomes the path found on PATH."""
-    name = os.path.basename(path)
-    manager = next((m for m in recipes.managers.values() if m.kind == "env" and m.binary == name),
-                   recipes.managers[platform.manager])
-
-    def swap(argv: Tuple[str, ...]) -> Tuple[str, ...]:
-        return (path,) + tuple(argv[1:]) if argv else argv
-
-    return replace(manager, install=swap(manager.install), create=swap(manager.create))
