@@ -241,3 +241,8 @@ def test_cloud_init_schema_accepts_user_data(tmp_path):
         root.copy_in(USER_DATA, "/tmp/user-data.yaml")
         res = root.run(["cloud-init", "schema", "-c", "/tmp/user-data.yaml"], timeout=300)
         assert res.returncode == 0 and "Valid schema" in res.stdout, res.stdout + res.stderr
+
+
+def test_the_saved_report_is_the_envelope_as_printed():
+    assert F.parse_json(json.dumps(REPORT_READY)) == REPORT_READY
+    assert F.parse_json("Traceback (most recent call last):") == {} and F.parse_json("[1]") == {}

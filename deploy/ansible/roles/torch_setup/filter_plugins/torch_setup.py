@@ -10,6 +10,17 @@ import json
 READY, FAILED, PLANNED = "ready", "failed", "planned"
 
 
+def parse_json(stdout):
+    """The JSON envelope torch-setup printed on stdout, as it is ({} when there is none): what reports/HOST.json
+    keeps."""
+    text = (stdout or "").strip()
+    try:
+        data = json.loads(text) if text.startswith("{") else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def parse_report(stdout):
     """The report torch-setup printed on stdout -- its envelope's data with the envelope's ok and error -- or {}
     when there is none (a crash, a usage error)."""
@@ -128,5 +139,5 @@ def summary(results):
 
 class FilterModule(object):
     def filters(self):
-        return {"torch_setup_report": parse_report, "torch_setup_changed": changed,
+        return {"torch_setup_json": parse_json, "torch_setup_report": parse_report, "torch_setup_changed": changed,
                 "torch_setup_result": result, "torch_setup_summary": summary}
