@@ -34,7 +34,8 @@ def test_passing_cpu_run():
     assert [(r["device"], r["ok"]) for r in v.results] == [("cpu", True)]
     assert v.results[0]["max_abs_diff"] < 1e-4
     assert v.compiler_lines == []
-    assert set(v.to_dict()) == {"ok", "python", "torch", "seconds", "results", "error", "compiler_lines", "env"}
+    assert set(v.to_dict()) == {"ok", "python", "torch", "seconds", "results", "error", "compiler_lines", "env",
+                                "recorded"} and v.recorded is None
 
 
 def test_no_compiler():

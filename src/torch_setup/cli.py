@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from typing import TYPE_CHECKING, List, Optional
 
 import typer
@@ -202,6 +203,8 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; change nothing."),
             as_json: bool = JsonOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
             no_verify: bool = typer.Option(False, "--no-verify", help="Skip the torch.compile smoke test."),
+            reverify: bool = typer.Option(False, "--verify", help="Compile afresh even where a passed "
+                                          "verification still holds (nothing it depends on changed)."),
             torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
             recipes: List[str] = RecipesOpt) -> None:
@@ -233,10 +236,12 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         for note in the_plan.notes if as_json else ():
             reporter.line(f"note: {note}")
         try:
-            report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify)
+            report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify,
+                                      reverify=reverify)
         except TorchSetupError as e:  # fleets want to know which plan failed where
             e.extra = {"plan": the_plan.to_dict(), "python": the_plan.python}
             raise
+        pipeline.keep_record(system, request, rec, the_plan.python or "", the_plan.env, report.verification)
         _finish_verify(out, report.verification, as_json, report.to_dict(),
                        lambda: _host_plan(system, request, recipes)[2])
 
@@ -252,7 +257,12 @@ def _finish_verify(out: _Guard, v, as_json: bool, data: dict, plan_for=lambda: N
     elif v is not None:
         if v.ok:
             per = ", ".join(f"{r['device']} {r['seconds']} s" for r in v.results)
-            typer.echo(f"torch.compile verified: torch {v.torch} in {v.python} ({per})")
+            if v.recorded is not None:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.recorded))
+                typer.echo(f"torch.compile verified: torch {v.torch} in {v.python} (passed {when} and nothing it "
+                           "depends on changed since: not compiled again; --verify compiles afresh)")
+            else:
+                typer.echo(f"torch.compile verified: torch {v.torch} in {v.python} ({per})")
             _print_settings(v.env, err=False)
         else:
             typer.echo(f"torch.compile FAILED in {v.python}", err=True)
@@ -283,6 +293,10 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
         request = _request(python)
         exe = find(system, request.python)[0].executable
         v = run_verify(system, exe)
+        if v.ok:  # recorded for `install`, which then need not compile again while nothing changes
+            from torch_setup import pipeline
+
+            pipeline.keep_record(system, _request(exe), pipeline.load_recipes([], system.env), exe, {}, v)
         _finish_verify(out, v, as_json, v.to_dict(), lambda: _host_plan(system, request, [])[2])
 
 
@@ -305,7 +319,8 @@ def doctor(python: str = PythonOpt, as_json: bool = JsonOpt, venv: Optional[str]
             the_plan = pipeline.plan_host(request, host, rec, online=False)
         except TorchSetupError as e:
             plan_error = e.message
-        extras = doc.Extras() if facts else doc.gather_extras(system, host, request.venv)
+        extras = doc.Extras() if facts else doc.gather_extras(system, host, request.venv,
+                                                              env=the_plan.env if the_plan else {})
         results = doc.checks(host, rec, the_plan, extras, plan_error)
         if as_json:
             problems = [c.id for c in results if c.status == doc.PROBLEM]

@@ -46,6 +46,8 @@ class Extras:
     cache_mtime: Optional[float] = None
     torch_mtime: Optional[float] = None
     notes: List[str] = field(default_factory=list)
+    verified_at: Optional[float] = None  # the last passed verification of this Python on this box
+    verified_holds: Optional[bool] = None  # ... and whether nothing it depends on changed since
 
 
 def _step(plan: Optional[Plan], need: str) -> Tuple[Optional[str], Tuple[str, ...]]:
@@ -148,7 +150,22 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      "toolchain may load from it" if stale else (f"{extras.cache_dir}" if extras.cache_dir
                                                                 else "no Inductor cache yet"),
                      advice=f"rm -rf {extras.cache_dir}" if stale else ""))
+    out.append(_verified_check(extras))
     return out
+
+
+def _verified_check(extras: Extras) -> Check:
+    if extras.verified_at is None:
+        return Check("verified", NA, "torch.compile not verified on this box yet",
+                     advice="`torch-setup verify` (or install) compiles and records it")
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(extras.verified_at))
+    if extras.verified_holds:
+        return Check("verified", OK, f"torch.compile passed here at {when}; nothing it depends on changed since")
+    return Check("verified", WARN, f"torch.compile passed here at {when}, but something it depends on changed since "
+                 "(interpreter, headers, torch, compiler, openssl, settings or the box)",
+                 advice="`torch-setup install` (or verify) compiles afresh")
 
 
 def _openssl_check(facts: Facts, recipes: Recipes, plan: Optional[Plan]) -> Check:
@@ -199,8 +216,9 @@ def blocking(results: Sequence[Check]) -> bool:
     return any(c.status == PROBLEM for c in results)
 
 
-def gather_extras(system, facts: Facts, venv: str, check_index: bool = True) -> Extras:
-    """The IO doctor needs beyond facts: free disk, whether the index answers, the Inductor cache's age."""
+def gather_extras(system, facts: Facts, venv: str, check_index: bool = True, env=None) -> Extras:
+    """The IO doctor needs beyond facts: free disk, whether the index answers, the Inductor cache's age, the last
+    passed verification (`env`: what the plan sets for the compile, CXX/CC of a newer compiler)."""
     ex = Extras()
     home = facts.host.home or "/"
     path = os.path.abspath(home + venv[1:] if venv == "~" or venv.startswith("~/") else venv)
@@ -215,6 +233,13 @@ def gather_extras(system, facts: Facts, venv: str, check_index: bool = True) -> 
         ex.cache_dir, ex.cache_mtime = cache, system.mtime(cache)
         if facts.torch.location:
             ex.torch_mtime = system.mtime(os.path.join(facts.torch.location, "torch", "version.py"))
+    if facts.python.executable:
+        from torch_setup import record
+
+        last = record.last(system, facts, facts.python.executable)
+        if last:
+            ex.verified_at = last.get("when")
+            ex.verified_holds = record.lookup(system, facts, facts.python.executable, env or {}) is not None
     if check_index and not facts.torch.version:
         from torch_setup.wheels.indexes import PYPI, configured, mask
 

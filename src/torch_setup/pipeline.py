@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from torch_setup.recipes import load as recipes_mod
-from torch_setup.errors import FactsError
+from torch_setup.errors import FactsError, TorchSetupError
 from torch_setup.facts import gather as gathering
 from torch_setup.facts import compiler, config, python
 from torch_setup.facts.model import Facts
@@ -137,6 +137,21 @@ def _not_local(fetch):
     return remote_only
 
 
+def keep_record(system: System, request: Request, recipes, python: str, env, verification) -> None:
+    """A passed verification, recorded under the key of the box as it is now (probed again: the run may have
+    changed it), so the next run with nothing to do need not compile."""
+    from torch_setup import record
+
+    if verification is None or not verification.ok or verification.recorded is not None:
+        return
+    try:
+        facts = gather_target(system, request, recipes)
+    except TorchSetupError:
+        return
+    if facts.python.executable and system.realpath(facts.python.executable) == system.realpath(python):
+        record.save(system, facts, python, env, verification)
+
+
 def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):
     """A uv wheel to fetch when the box has no uv and the plan may use one (torch to install, or a Python to
     provide), from the planned host's indexes."""
@@ -176,11 +191,20 @@ class InstallReport:
 
 
 def install(system: System, facts: Facts, recipes, plan: Plan, reporter,
-            do_verify: bool = True) -> InstallReport:
+            do_verify: bool = True, reverify: bool = False) -> InstallReport:
+    """Run the plan and verify. With nothing to do, a passed verification whose record still holds (nothing the
+    compile depends on changed: record.py) stands for a new one, unless `reverify`."""
+    from torch_setup import record
     from torch_setup import verify as verification
     from torch_setup.run import execute
 
     report = InstallReport(facts, plan)
+    if do_verify and plan.python and not plan.todo and not reverify:
+        hit = record.lookup(system, facts, plan.python, plan.env)
+        if hit:
+            report.verification = verification.Verification(
+                True, plan.python, hit.get("torch"), 0.0, list(hit.get("results") or []), recorded=hit.get("when"))
+            return report
     pending: Optional[verification.Pending] = None
 
     def start_verify() -> None:

@@ -32,11 +32,12 @@ class Verification:
     compiler_lines: List[str] = field(default_factory=list)  # the compiler's own error lines
     output: str = ""  # everything the smoke run printed, for diagnosis
     env: Dict[str, str] = field(default_factory=dict)  # the user's compile settings it ran with (`settings`)
+    recorded: Optional[float] = None  # not compiled now: the time of the passed verification that still holds
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "python": self.python, "torch": self.torch, "seconds": self.seconds,
                 "results": self.results, "error": self.error, "compiler_lines": self.compiler_lines,
-                "env": self.env}
+                "env": self.env, "recorded": self.recorded}
 
 
 SETTINGS = ("CXX", "CC")  # ... and every variable starting with one of PREFIXES

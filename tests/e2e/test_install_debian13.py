@@ -102,6 +102,8 @@ def test_second_install_has_nothing_to_do(root, pyz):
     assert report["changed"] is False
     assert [s["status"] for s in report["plan"]["steps"]] == ["done"] * len(report["plan"]["steps"])
     assert report["verify"]["ok"] is True
+    # The first install's verification passed and nothing it depends on changed: it stands, no compile now.
+    assert report["verify"]["recorded"] is not None and report["verify"]["results"], report["verify"]
     assert "Nothing to do" in res.stderr
 
 
@@ -111,3 +113,28 @@ def test_doctor_is_all_ok_after(root, pyz):
     report = payload(res.stdout)
     assert report["ok"] is True and report["python"] == "/root/.venvs/torch/bin/python"
     assert not [c for c in report["checks"] if c["status"] == "problem"]
+    assert next(c for c in report["checks"] if c["id"] == "verified")["status"] == "ok"
+
+
+def test_verify_flag_compiles_afresh(root, pyz):
+    res = root.run(["python3", pyz, "install", "--yes", "--json", "--verify"], timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    v = payload(res.stdout)["verify"]
+    assert v["ok"] is True and v["recorded"] is None and v["seconds"] > 0
+
+
+def test_no_record_lets_a_broken_box_pass(root, pyz):
+    """Python.h deleted after a verified install: the record no longer holds, the check compiles, and fails;
+    reinstalling the headers package mends it (the root is left as it was)."""
+    header = "/usr/include/python3.13/Python.h"
+    assert root.run(["rm", header]).returncode == 0
+    try:
+        res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=900)
+        data = payload(res.stdout)
+        assert res.returncode == 9, res.stderr[-3000:]  # VERIFY_FAILED
+        assert data["verify"]["ok"] is False and data["verify"]["recorded"] is None
+        assert data["causes"][0]["id"] == "missing-python-headers", data["causes"]
+    finally:
+        fix = root.run(["sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall "
+                                    "--no-install-recommends libpython3.13-dev"], timeout=900)
+        assert fix.returncode == 0 and root.host_path(header).exists(), fix.stdout[-2000:] + fix.stderr[-2000:]

@@ -60,7 +60,7 @@ CACHE = "~/.cache/torch-setup/compiler-check.json"
 
 def _cache_key(system: System, path: str, include_dir: Optional[str], argv) -> Optional[str]:
     """What the build test's answer depends on: the compiler binary, the headers, the flags. None: uncacheable."""
-    stamps = [system.mtime(os.path.realpath(path))]
+    stamps = [system.mtime(system.realpath(path))]
     if include_dir:
         stamps.append(system.mtime(os.path.join(include_dir, "Python.h")))
     if stamps[0] is None:

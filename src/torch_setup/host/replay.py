@@ -36,6 +36,7 @@ class FakeSystem(System):
     disk: Dict[str, float] = field(default_factory=dict)
     http: Dict[str, Optional[str]] = field(default_factory=dict)  # url -> error (absent: it answers)
     calls: list = field(default_factory=list)
+    links: Dict[str, str] = field(default_factory=dict)  # symlink -> what it resolves to
     machine_platform: tuple = ("Linux", "x86_64", ("glibc", "2.41"))
     gnu_libc: Optional[str] = "glibc 2.41"
 
@@ -46,7 +47,7 @@ class FakeSystem(System):
             commands={k: Result(**v) for k, v in data.get("commands", {}).items()},
             programs=data.get("programs", {}), env=data.get("env", {}), uid=data.get("uid", 0),
             root_same=data.get("root_same", True), clock=data.get("clock", 1_800_000_000.0),
-            mtimes=data.get("mtimes", {}),
+            mtimes=data.get("mtimes", {}), links=data.get("links", {}),
         )
 
     def run(self, argv, *, env=None, timeout=None, input=None, on_line=None, cwd=None) -> Result:
@@ -69,6 +70,9 @@ class FakeSystem(System):
     def write_text(self, path, text):
         self.files[path] = text
         return True
+
+    def realpath(self, path):
+        return self.links.get(path, path)
 
     def temp_dir(self, prefix):
         path = f"/tmp/{prefix}{sum(1 for f in self.files if f.startswith('/tmp/' + prefix))}"
@@ -165,7 +169,7 @@ class RecordingSystem(System):
         super().__init__()
         self.seen_env: set = set()
         self.env = _Env(self.env, self.seen_env)
-        self.record: dict = {"files": {}, "commands": {}, "programs": {}, "mtimes": {}}
+        self.record: dict = {"files": {}, "commands": {}, "programs": {}, "mtimes": {}, "links": {}}
 
     def run(self, argv, **kw):
         res = super().run(argv, **kw)
@@ -203,6 +207,12 @@ class RecordingSystem(System):
         for name in names:
             self.record["files"].setdefault(os.path.join(path, name), "")
         return names
+
+    def realpath(self, path):
+        real = super().realpath(path)
+        if real != path:
+            self.record["links"][path] = real
+        return real
 
     def mtime(self, path):
         value = super().mtime(path)

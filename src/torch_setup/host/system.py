@@ -140,6 +140,10 @@ class System:
     def remove_tree(self, path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    def realpath(self, path: str) -> str:
+        """The path with its symbolic links resolved (g++ -> g++-14, a venv's python -> the base)."""
+        return os.path.realpath(path)
+
     def temp_dir(self, prefix: str) -> str:
         """A new private directory (the caller removes it with remove_tree)."""
         return tempfile.mkdtemp(prefix=prefix)
