@@ -91,7 +91,9 @@ def results(own_bytes=True):
         "cold": {"order": "manual", "apt_update": False, "ratio": 0.45, "bytes_ratio": 0.99,
                  "manual": path(100.0, 3_100_000_000, {"apt-get install": 11.0, "pip install torch": 70.0,
                                                        "python3 -m venv": 3.0, "smoke torch.compile": 16.0}),
-                 "tool": path(45.0, 3_069_000_000, {"step torch": 22.6})},
+                 "expert": path(50.0, 3_070_000_000, {"apt & uv (side by side)": 34.0, "smoke torch.compile": 16.0}),
+                 "tool": path(45.0, 3_069_000_000, {"step torch": 22.6}),
+                 "floor_apt": 9.0, "floor_torch": 22.0, "floor": 38.0, "x_expert": 0.9, "x_floor": 45.0 / 38.0},
         "bytes_note": "a note",
         "rounds": [{"ready": {"bare": [0.02, 0.02, 0.03], "install_no_verify": [0.9, 1.0, 3.0],
                               "install": [15.0, 16.0, 17.0], "doctor": [1.0, 1.1, 1.2],
@@ -109,6 +111,9 @@ def test_report_shows_figures_ratios_targets_and_machine(bench):
     assert "pip install torch" in text and "70.0 s" in text
     assert "step torch" in text and "side by side" in text
     assert "time tool/manual: 0.45× (target ≤ 0.5×: met)" in text
+    assert "expert: apt & uv side by side" in text and "tool/expert: 0.90× (target ≤ 1×: met)" in text
+    assert "max + compile = 38.0 s" in text and "tool/floor: 1.18× (target ≤ 1.2×: met)" in text
+    assert "800.0× bare (target ≤ 2 s: MISSED; the verification's record)" in text
     assert "bytes tool/manual: 0.99×" in text
     # medians, with the spread; detect 0.3 s / bare 0.02 s = 15× misses its target
     assert "1.00 s (min 0.900 s, max 3.00 s)" in text
