@@ -123,6 +123,25 @@ def test_verify_flag_compiles_afresh(root, pyz):
     assert v["ok"] is True and v["recorded"] is None and v["seconds"] > 0
 
 
+@pytest.mark.parametrize("change", ["CXX set", "compiler rebuilt"])
+def test_a_change_the_compile_depends_on_compiles_afresh(root, pyz, change):
+    """The record holds (a second install took it); then one thing the compile depends on changes, for real in
+    the root, and the next install compiles afresh and records that."""
+    res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=900)
+    assert res.returncode == 0 and payload(res.stdout)["verify"]["recorded"] is not None, res.stderr[-2000:]
+    env = None
+    if change == "CXX set":
+        env = {"CXX": "g++"}  # the same compiler, named: Inductor reads CXX, so it counts
+    else:
+        gxx = root.run(["sh", "-c", "readlink -f $(command -v g++)"]).stdout.strip()
+        assert root.run(["touch", gxx]).returncode == 0  # as a reinstall or upgrade of g++ leaves it
+    res = root.run(["python3", pyz, "install", "--yes", "--json"], env=env, timeout=900)
+    v = payload(res.stdout)["verify"]
+    assert res.returncode == 0 and v["ok"] and v["recorded"] is None and v["seconds"] > 0, res.stderr[-2000:]
+    again = root.run(["python3", pyz, "install", "--yes", "--json"], env=env, timeout=900)
+    assert payload(again.stdout)["verify"]["recorded"] is not None  # and the new record holds
+
+
 def test_no_record_lets_a_broken_box_pass(root, pyz):
     """Python.h deleted after a verified install: the record no longer holds, the check compiles, and fails;
     reinstalling the headers package mends it (the root is left as it was)."""
