@@ -201,7 +201,7 @@ def test_every_placeholder_a_field_allows_is_filled(tmp_path):
     import json
 
     from torch_setup.facts.model import Facts
-    from torch_setup.recipes.resolve import FIELD_PLACEHOLDERS
+    from torch_setup.recipes.fields import FIELD_PLACEHOLDERS
     from torch_setup.request import PythonRequest, Request
 
     every = "-".join("{" + p + "}" for p in FIELD_PLACEHOLDERS["platform"])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch_setup.errors import RecipeError
-from torch_setup.recipes.resolve import FIELD_PLACEHOLDERS
+from torch_setup.recipes.fields import FIELD_PLACEHOLDERS
 
 if sys.version_info >= (3, 11):
     import tomllib

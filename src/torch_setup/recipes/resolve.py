@@ -2,30 +2,16 @@
 command as root (through sudo where needed) or as the user, its refresh when its lists are stale.
 
 The loader (load.py) checks every field of a recipe against the placeholders this module fills for that field
-(`FIELD_PLACEHOLDERS`), so a recipe that loads always plans correctly."""
+(`fields.FIELD_PLACEHOLDERS`, what `values` below fills), so a recipe that loads always plans correctly."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from torch_setup.facts.model import Facts
 from torch_setup.planning.steps import Command
 
 if TYPE_CHECKING:
     from torch_setup.recipes.load import Manager
-
-# Which placeholders each kind of recipe field may hold: exactly what this module fills for it.
-PLATFORM_FIELDS = ("minor", "nodot", "arch", "major")  # package names, paths, repositories, environment values
-FIELD_PLACEHOLDERS: Dict[str, Tuple[str, ...]] = {
-    "platform": PLATFORM_FIELDS,
-    "source platform": PLATFORM_FIELDS + ("prefix",),  # an environment's entry (conda): its prefix too
-    "repo": PLATFORM_FIELDS,
-    "manager install": ("packages",),
-    "env manager install": ("packages", "prefix"),
-    "env manager create": ("packages", "prefix"),
-    "manager refresh": (), "manager clean": (), "manager env": (),
-}
 
 
 def values(facts: Facts, minor: str = "", prefix: Optional[str] = None) -> Dict[str, str]:
