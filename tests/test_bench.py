@@ -48,8 +48,8 @@ def test_nft_counter_bytes(bench):
 TOOL_OUTPUT = """\
 ==> System packages: python3.13-dev g++ ca-certificates
 [torch]    + torch==2.15.0
-ok: uv (0.6 s)
-ok: venv (0.8 s)
+ok: uv (0.6 s, done at +0.7 s)
+ok: venv (0.8 s, done at +1.5 s)
 ok: torch (22.6 s)
 [system-packages]   Setting up g++ (4:14.2.0-1) ...
 ok: system-packages (30.8 s)
@@ -63,6 +63,8 @@ def test_tool_steps(bench):
         "step uv": 0.6, "step venv": 0.8, "step torch": 22.6, "step system-packages": 30.8,
         "verification: torch.compile": 32.91}
     assert bench.tool_steps("Nothing to do: every step is done already.") == {}
+    assert [(n, round(a, 1), b) for n, a, b in bench.tool_timeline(TOOL_OUTPUT)] == [("uv", 0.1, 0.7),
+                                                                                     ("venv", 0.7, 1.5)]
 
 
 def test_ratio_and_formatting(bench):
@@ -92,7 +94,8 @@ def results(own_bytes=True):
                  "manual": path(100.0, 3_100_000_000, {"apt-get install": 11.0, "pip install torch": 70.0,
                                                        "python3 -m venv": 3.0, "smoke torch.compile": 16.0}),
                  "expert": path(50.0, 3_070_000_000, {"apt & uv (side by side)": 34.0, "smoke torch.compile": 16.0}),
-                 "tool": path(45.0, 3_069_000_000, {"step torch": 22.6}),
+                 "tool": dict(path(45.0, 3_069_000_000, {"step torch": 22.6}),
+                              timeline=[("system-packages", 0.0, 21.0), ("torch", 0.9, 23.5)]),
                  "floor_apt": 9.0, "floor_torch": 22.0, "floor": 38.0, "x_expert": 0.9, "x_floor": 45.0 / 38.0},
         "bytes_note": "a note",
         "rounds": [{"ready": {"bare": [0.02, 0.02, 0.03], "install_no_verify": [0.9, 1.0, 3.0],
@@ -112,6 +115,7 @@ def test_report_shows_figures_ratios_targets_and_machine(bench):
     assert "step torch" in text and "side by side" in text
     assert "time tool/manual: 0.45× (target ≤ 0.5×: met)" in text
     assert "expert: apt & uv side by side" in text and "tool/expert: 0.90× (target ≤ 1×: met)" in text
+    assert "+  0.9 → + 23.5 s" in text
     assert "max + compile = 38.0 s" in text and "tool/floor: 1.18× (target ≤ 1.2×: met)" in text
     assert "800.0× bare (target ≤ 2 s: MISSED; the verification's record)" in text
     assert "bytes tool/manual: 0.99×" in text

@@ -197,7 +197,7 @@ LINE = re.compile(
     r"^(==> .+"
     r"|\[(?P<cmd>[a-z-]+)\] \$ .+"
     r"|\[(?P<out>[a-z-]+)\]   (?P<sid>[a-z-]+) output line \d+ x{60}"
-    r"|ok: [a-z-]+ \(\d+\.\d s\))$"
+    r"|ok: [a-z-]+ \(\d+\.\d s, done at \+\d+\.\d s\))$"
 )
 
 

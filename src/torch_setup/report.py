@@ -19,6 +19,7 @@ class Reporter:
         self.stream = stream or sys.stderr
         self.quiet_output = quiet_output
         self.lock = threading.Lock()  # steps run side by side
+        self.started = time.monotonic()  # each step's end is shown on one time line from here
 
     def _print(self, text: str) -> None:
         with self.lock:
@@ -36,7 +37,8 @@ class Reporter:
             self._print(f"[{step.id}]   {mask_text(line)}" if step else "    " + mask_text(line))
 
     def step_end(self, step, ok: bool, seconds: float) -> None:
-        self._print(f"{'ok' if ok else 'FAILED'}: {step.id} ({seconds:.1f} s)")
+        done = time.monotonic() - self.started
+        self._print(f"{'ok' if ok else 'FAILED'}: {step.id} ({seconds:.1f} s, done at +{done:.1f} s)")
 
     def line(self, text: str) -> None:
         self._print(text)
