@@ -127,7 +127,8 @@ def test_verify_flag_compiles_afresh(root, pyz):
 def test_a_change_the_compile_depends_on_compiles_afresh(root, pyz, change):
     """The record holds (a second install took it); then one thing the compile depends on changes, for real in
     the root, and the next install compiles afresh and records that."""
-    res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=900)
+    for _ in range(2):  # the first may compile (an earlier case left another record): then the record holds
+        res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=900)
     assert res.returncode == 0 and payload(res.stdout)["verify"]["recorded"] is not None, res.stderr[-2000:]
     env = None
     if change == "CXX set":
