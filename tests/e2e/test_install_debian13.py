@@ -123,7 +123,7 @@ def test_verify_flag_compiles_afresh(root, pyz):
     assert v["ok"] is True and v["recorded"] is None and v["seconds"] > 0
 
 
-@pytest.mark.parametrize("change", ["CXX set", "compiler rebuilt"])
+@pytest.mark.parametrize("change", ["CXX set", "compiler rebuilt", "torch's files changed"])
 def test_a_change_the_compile_depends_on_compiles_afresh(root, pyz, change):
     """The record holds (a second install took it); then one thing the compile depends on changes, for real in
     the root, and the next install compiles afresh and records that."""
@@ -133,9 +133,13 @@ def test_a_change_the_compile_depends_on_compiles_afresh(root, pyz, change):
     env = None
     if change == "CXX set":
         env = {"CXX": "g++"}  # the same compiler, named: Inductor reads CXX, so it counts
-    else:
+    elif change == "compiler rebuilt":
         gxx = root.run(["sh", "-c", "readlink -f $(command -v g++)"]).stdout.strip()
         assert root.run(["touch", gxx]).returncode == 0  # as a reinstall or upgrade of g++ leaves it
+    else:  # as a reinstall of torch, or a pip install over it, leaves Inductor's code
+        codecache = root.run(["sh", "-c", "ls /root/.venvs/torch/lib/python3.*/site-packages/torch/_inductor/"
+                                          "codecache.py"]).stdout.strip()
+        assert codecache and root.run(["touch", codecache]).returncode == 0
     res = root.run(["python3", pyz, "install", "--yes", "--json"], env=env, timeout=900)
     v = payload(res.stdout)["verify"]
     assert res.returncode == 0 and v["ok"] and v["recorded"] is None and v["seconds"] > 0, res.stderr[-2000:]
