@@ -184,17 +184,28 @@ class System:
         except OSError:
             return None
 
-    def http_error(self, url: str, timeout: float = 3) -> Optional[str]:
-        """None when url answers (any HTTP status below 500), else why not, briefly."""
+    def http_error(self, url: str, timeout: float = 3, trust=None) -> Optional[str]:
+        """None when url answers (any HTTP status below 500), else why not, briefly. `trust` (wheels.trust.Trust,
+        default: from this environment): the certificates it is verified with, as the choice of torch does; a
+        certificate that does not verify is said to be one ("TLS verification failed with ...")."""
         if url.startswith("file://"):
             return None if os.path.exists(url[7:]) else "no such directory"
         import requests  # imported here: most commands never touch the network
 
+        from torch_setup.wheels import trust as trusting
+
+        trust = trust or trusting.from_config(self.env)
         try:
-            r = requests.head(url, timeout=timeout, allow_redirects=True)
+            r = trusting.session(trust).head(url, timeout=timeout, allow_redirects=True, verify=trust.verify)
             return None if r.status_code < 500 else f"HTTP {r.status_code}"
         except requests.RequestException as e:
+            if trusting.is_tls_failure(e):
+                return f"TLS verification failed with {trust.label}"
             return type(e).__name__
+        except OSError:  # a CA file that does not exist
+            if trust.ca_file and not os.path.isfile(trust.ca_file):
+                return f"TLS verification failed: the CA file {trust.ca_file} ({trust.origin}) does not exist"
+            raise
 
     def euid(self) -> int:
         return os.geteuid() if hasattr(os, "geteuid") else -1

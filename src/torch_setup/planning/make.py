@@ -143,7 +143,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         pkg = _package_step(facts, recipes, platform, needs)
         if pkg:
             steps.append(pkg)
-    ca_env = dict(getattr(choice, "env", ())) if choice else {}  # the CA file the choice of torch trusted, for pip and uv
+    ca_env = dict(getattr(choice, "env", ())) if choice else {}  # the CA file the torch choice trusted: pip, uv
     if fetch_uv:
         from torch_setup.wheels.uv import FETCH_SCRIPT
 
