@@ -31,6 +31,7 @@ from torch_setup.wheels.variants import Policy, Table, load_table, wanted
 from torch_setup.wheels.tags import Target, target_from
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
+PYTORCH_INDEX_ENV = "TORCH_SETUP_PYTORCH_INDEX"  # a mirror of it, like --pytorch-index (BASE/cu130, BASE/cpu, ...)
 Fetch = Callable[[Source, str], Listing]
 COMPANIONS = ("torchvision", "torchaudio")
 
@@ -432,7 +433,9 @@ def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, 
     reasons.append({
         "find-links": f"torch comes from the wheelhouse {c.source.display} (--find-links), asked first",
         "index-url": f"torch comes from {c.source.display} (--index-url)",
-        "pytorch": f"torch comes from {c.source.display}, the PyTorch index for {variant}, which answered",
+        "pytorch": f"torch comes from {c.source.display}, the PyTorch index for {variant}"
+                   + ("" if c.source.url.startswith(PYTORCH_INDEX + "/") else
+                      " (a mirror: --pytorch-index or " + PYTORCH_INDEX_ENV + ")") + ", which answered",
         "configured": f"torch comes from {c.source.display} ({c.source.origin})",
         "pypi": "torch comes from PyPI",
     }[stage])
