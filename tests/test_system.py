@@ -98,3 +98,11 @@ def test_a_job_of_a_missing_program_is_127():
     job = System().start(["/no/such/program"])
     assert job.finish("go").rc == NOT_FOUND
     job.cancel()  # nothing to kill
+
+
+def test_the_no_pty_note_goes_to_the_notice_line_when_there_is_one():
+    system, lines, notes = NoPts(), [], []
+    system.tty, system.notice = True, notes.append
+    assert system.run([sys.executable, "-c", "print('x')"], on_line=lines.append).ok
+    assert lines == ["x"] and notes == ["(no pseudo-terminal here: No such device; commands run on pipes, with plain "
+                                        "lines)"]

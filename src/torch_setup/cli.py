@@ -219,6 +219,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         the_plan = pipeline.plan_host(request, facts, rec, system=system)
         reporter = reporter_for(as_json)
         system.tty = type(reporter).__name__ == "TerminalReporter"  # commands show their own progress
+        system.notice = reporter.line
         if dry_run:
             report = pipeline.InstallReport(facts, the_plan, dry_run=True)
             out.emit(report.to_dict()) if as_json else _print_plan(the_plan)

@@ -50,6 +50,7 @@ class System:
     """The real host."""
 
     tty = False  # True on a terminal: streamed commands run on a pty (their own progress bars)
+    notice: Optional[Callable[[str], None]] = None  # a line for the person watching (the reporter's), not a step's
 
     def __init__(self, env: Optional[Mapping[str, str]] = None):
         self.env: Dict[str, str] = dict(os.environ if env is None else env)
@@ -111,8 +112,8 @@ class System:
             with _PTY_LOCK:
                 if self.tty:
                     self.tty = False
-                    on_line(f"(no pseudo-terminal here: {e.strerror or e}; commands run on pipes, "
-                            "with plain lines)")
+                    (self.notice or on_line)(f"(no pseudo-terminal here: {e.strerror or e}; commands run on "
+                                             "pipes, with plain lines)")
             return None
 
     def _run_on_pty(self, argv, env, cwd, on_line, start, pty) -> Result:
