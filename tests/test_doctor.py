@@ -337,7 +337,7 @@ def test_an_inductor_cache_older_than_torch_is_stale(builtin_recipes):
 class Fake(FakeSystem):
     """A FakeSystem that also writes down the URLs it was asked about."""
 
-    def http_error(self, url, timeout=3):
+    def http_error(self, url, timeout=3, trust=None):
         self.calls.append(f"http {url}")
         return super().http_error(url, timeout)
 
@@ -424,7 +424,7 @@ def cli_host(mocker, monkeypatch, tmp_path):
     monkeypatch.delenv("UV_DEFAULT_INDEX", raising=False)
     asked = []
     monkeypatch.setattr("torch_setup.host.system.System.http_error",
-                        lambda self, url, timeout=3: asked.append(url) or None)
+                        lambda self, url, timeout=3, trust=None: asked.append(url) or None)
 
     def use(name, **changes):
         facts = facts_with(name, **changes)

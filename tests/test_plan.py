@@ -108,7 +108,8 @@ def test_openssl_for_the_torch_chosen_or_the_newest(builtin_recipes):
     newest = make_plan(facts, builtin_recipes, OPTS)  # no choice: a fresh install takes the newest torch
     assert newest.steps[0].commands[-1].argv[-1] == "openssl"
     old = SimpleNamespace(version="2.7.1", requirement="torch==2.7.1", variant="cpu", warnings=(),
-                          install_args=lambda: ["torch==2.7.1"], index_args=lambda: [], to_dict=lambda: {})
+                          install_args=lambda uv=False: ["torch==2.7.1"],
+                          index_args=lambda uv=False: [], to_dict=lambda: {})
     assert make_plan(facts, builtin_recipes, OPTS, choice=old).steps[0].status == "done"
 
 

@@ -24,6 +24,29 @@ def test_without_a_terminal_lines_stream_in_order_with_stderr():
     assert lines == ["a", "b"] and res.ok
 
 
+class NoPts(System):
+    """A host where no pseudo-terminal can be opened: what os.openpty raises in a chroot without /dev/pts."""
+
+    def openpty(self):
+        import errno
+        import os
+
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+
+def test_without_a_pty_commands_run_on_pipes_with_plain_lines_said_once():
+    system, lines = NoPts(), []
+    system.tty = True
+    res = system.run([sys.executable, "-c", PROGRESS], on_line=lines.append)
+    assert res.rc == 3
+    assert lines[0] == "(no pseudo-terminal here: No such device; commands run on pipes, with plain lines)"
+    assert [line.replace("\x1b[32m", "").replace("\x1b[0m", "") for line in lines[1:]] == \
+        ["progress 0", "progress 1", "progress 2", "done", "oops"]  # a pipe: what the program wrote, as it is
+    more = []
+    assert system.run([sys.executable, "-c", "print('again')"], on_line=more.append).ok
+    assert more == ["again"] and system.tty is False
+
+
 def test_a_missing_program_is_127_not_an_exception():
     assert System().run(["/no/such/program"]).rc == NOT_FOUND
     system = System()
@@ -75,3 +98,11 @@ def test_a_job_of_a_missing_program_is_127():
     job = System().start(["/no/such/program"])
     assert job.finish("go").rc == NOT_FOUND
     job.cancel()  # nothing to kill
+
+
+def test_the_no_pty_note_goes_to_the_notice_line_when_there_is_one():
+    system, lines, notes = NoPts(), [], []
+    system.tty, system.notice = True, notes.append
+    assert system.run([sys.executable, "-c", "print('x')"], on_line=lines.append).ok
+    assert lines == ["x"] and notes == ["(no pseudo-terminal here: No such device; commands run on pipes, with plain "
+                                        "lines)"]

@@ -39,6 +39,8 @@ BackendOpt = typer.Option("", "--torch-backend", help="auto, cpu, cu130, rocm6.4
                           "$TORCH_SETUP_TORCH_BACKEND, for Docker builds, which see no GPU). Default: auto.")
 WithOpt = typer.Option("", "--with", help="Companions matched to the chosen torch: torchvision,torchaudio.")
 IndexOpt = typer.Option(None, "--index-url", help="Take torch from this index (your pip/uv settings otherwise).")
+MirrorOpt = typer.Option(None, "--pytorch-index", help="A mirror of https://download.pytorch.org/whl: its URL/cu130, "
+                         "URL/cpu, ... are asked instead (also TORCH_SETUP_PYTORCH_INDEX).")
 LinksOpt = typer.Option([], "--find-links", help="A folder of wheels (an offline wheelhouse), asked first.")
 FromOpt = typer.Option(None, "--python-from", help="Where a missing --python X.Y comes from: system (the package "
                        "manager), uv, pyenv or conda. Default: the active Python's source, else the package "
@@ -141,10 +143,10 @@ def _print_facts(facts) -> None:
 
 def _request(python: str, venv: Optional[str] = None, torch: str = "", break_system_packages: bool = False,
              torch_backend: str = "", with_: str = "", index_url: Optional[str] = None, find_links=(),
-             python_from: Optional[str] = None) -> Request:
+             python_from: Optional[str] = None, pytorch_index: Optional[str] = None) -> Request:
     return Request.parse(python=python, provider=python_from, venv=venv, torch=torch,
                          break_system_packages=break_system_packages, backend=torch_backend, with_=with_,
-                         index_url=index_url, find_links=find_links)
+                         index_url=index_url, find_links=find_links, pytorch_index=pytorch_index)
 
 
 def _facts_for(system: System, request: Request, facts_file: Optional[str], rec):
@@ -180,14 +182,14 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
          venv: Optional[str] = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
          torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
          find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
-         recipes: List[str] = RecipesOpt) -> None:
+         recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
     from torch_setup import pipeline
 
     with _guard(as_json, "plan") as out:
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
-                           python_from)
+                           python_from, pytorch_index)
         rec = pipeline.load_recipes(recipes, system.env)
         the_plan = pipeline.plan_host(request, _facts_for(system, request, facts, rec), rec,
                                       system=None if facts else system)  # another host's files are not here
@@ -207,19 +209,20 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
                                           "verification still holds (nothing it depends on changed)."),
             torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
-            recipes: List[str] = RecipesOpt) -> None:
+            recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     from torch_setup import pipeline
 
     with _guard(as_json, "install") as out:
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
-                           python_from)
+                           python_from, pytorch_index)
         rec = pipeline.load_recipes(recipes, system.env)
         facts = pipeline.gather_target(system, request, rec)
         the_plan = pipeline.plan_host(request, facts, rec, system=system)
         reporter = reporter_for(as_json)
         system.tty = type(reporter).__name__ == "TerminalReporter"  # commands show their own progress
+        system.notice = reporter.line
         if dry_run:
             report = pipeline.InstallReport(facts, the_plan, dry_run=True)
             out.emit(report.to_dict()) if as_json else _print_plan(the_plan)

@@ -137,6 +137,11 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
     out.append(_disk_check(torch.version, extras))
     if extras.index_url is None:
         out.append(Check("index", NA, "not checked"))
+    elif extras.index_error and extras.index_error.startswith("TLS"):
+        from torch_setup.wheels.trust import Trust, fix_hint
+
+        out.append(Check("index", WARN if torch.version else PROBLEM, f"{extras.index_url}: {extras.index_error}",
+                         advice=fix_hint(Trust()).split("; now trusted")[0]))
     elif extras.index_error:
         out.append(Check("index", WARN if torch.version else PROBLEM,
                          f"{extras.index_url} does not answer: {extras.index_error}",
@@ -242,9 +247,11 @@ def gather_extras(system, facts: Facts, venv: str, check_index: bool = True, env
             ex.verified_holds = record.lookup(system, facts, facts.python.executable, env or {}) is not None
     if check_index and not facts.torch.version:
         from torch_setup.wheels.indexes import PYPI, configured, mask
+        from torch_setup.wheels.trust import from_config
 
-        conf = configured(env=system.env)  # the index install would ask first
+        conf = configured(env=system.env, pip_config=facts.config.pip)  # the index install would ask first
         url = conf.index.url if conf.index else PYPI
         ex.index_url = mask(url)
-        ex.index_error = system.http_error(url.rstrip("/") + "/torch/", timeout=3)
+        trust = from_config(system.env, facts.config.pip)  # the certificates install would trust
+        ex.index_error = system.http_error(url.rstrip("/") + "/torch/", timeout=3, trust=trust)
     return ex

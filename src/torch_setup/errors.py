@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     VERIFY_FAILED = 9  # torch.compile did not pass the smoke test
     PROBLEMS = 10  # doctor found something that blocks torch.compile
     NO_TORCH = 11  # no torch wheel fits this interpreter / index
+    TLS = 12  # an index's certificate did not verify with the CA this box trusts
 
 
 class TorchSetupError(Exception):
@@ -70,3 +71,9 @@ class ProblemsFound(TorchSetupError):
 
 class NoTorchError(TorchSetupError):
     code = ExitCode.NO_TORCH
+
+
+class TlsError(TorchSetupError):
+    """An index answered with a certificate the configured CA (trust.py's order) does not verify."""
+
+    code = ExitCode.TLS

@@ -116,10 +116,13 @@ def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Op
 
     env = facts.config.env
     backend = request.backend or env.get(BACKEND_ENV, "") or "auto"
+    mirror = request.pytorch_index or env.get(torch_choice.PYTORCH_INDEX_ENV, "").strip()
     if system is None:  # facts of a host this one cannot look into: its folders and files are not read here
         fetch = _not_local(fetch)
     kw = {"fetch": fetch} if fetch else {}
     kw["read_text"] = system.read_text if system else (lambda path: None)
+    if mirror:
+        kw["pytorch_index"] = mirror
     return torch_choice.choose(
         facts, recipes, backend=backend, torch_range=request.torch, with_=request.with_,
         index_url=request.index_url, find_links=list(request.find_links), env=env, pip_config=facts.config.pip,

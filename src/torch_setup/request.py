@@ -76,6 +76,7 @@ class Request:
     with_: Tuple[str, ...] = ()  # companions: torchvision, torchaudio
     index_url: Optional[str] = None
     find_links: Tuple[str, ...] = ()
+    pytorch_index: Optional[str] = None  # --pytorch-index: a mirror of https://download.pytorch.org/whl
 
     def __post_init__(self):
         if self.provider is not None and self.provider not in PROVIDERS:
@@ -85,9 +86,10 @@ class Request:
     @classmethod
     def parse(cls, *, python: Optional[str] = "", provider: Optional[str] = None, venv: Optional[str] = None,
               torch: str = "", break_system_packages: bool = False, backend: str = "", with_: str = "",
-              index_url: Optional[str] = None, find_links=()) -> "Request":
+              index_url: Optional[str] = None, find_links=(), pytorch_index: Optional[str] = None) -> "Request":
         """From the CLI's option values."""
         return cls(python=PythonRequest.parse(python), provider=provider, venv=venv or DEFAULT_VENV,
                    venv_given=venv is not None, torch=torch or "", break_system_packages=break_system_packages,
                    backend=backend or "", with_=tuple(w.strip() for w in (with_ or "").split(",") if w.strip()),
-                   index_url=index_url, find_links=tuple(find_links or ()))
+                   index_url=index_url, find_links=tuple(find_links or ()),
+                   pytorch_index=(pytorch_index or "").strip() or None)

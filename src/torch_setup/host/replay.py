@@ -108,7 +108,7 @@ class FakeSystem(System):
     def disk_free_gb(self, path):
         return self.disk.get(path)
 
-    def http_error(self, url, timeout=3):
+    def http_error(self, url, timeout=3, trust=None):
         return self.http.get(url)
 
     def euid(self):

@@ -5,11 +5,13 @@ captured on real machines (tests/fixtures/hosts/*.json).
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,9 @@ NOT_FOUND = 127
 def _not_started(e: OSError, seconds: float = 0.0) -> Result:
     """A program that could not be started, as a shell says it: 127 when it is missing, 126 when it may not run."""
     return Result(NOT_FOUND if isinstance(e, FileNotFoundError) else 126, "", str(e), seconds)
+
+
+_PTY_LOCK = threading.Lock()  # steps may run in parallel: the note that there is no pty comes once
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B])")
 
 
@@ -45,6 +50,7 @@ class System:
     """The real host."""
 
     tty = False  # True on a terminal: streamed commands run on a pty (their own progress bars)
+    notice: Optional[Callable[[str], None]] = None  # a line for the person watching (the reporter's), not a step's
 
     def __init__(self, env: Optional[Mapping[str, str]] = None):
         self.env: Dict[str, str] = dict(os.environ if env is None else env)
@@ -70,8 +76,9 @@ class System:
                     text=True, errors="replace", cwd=cwd,
                 )
                 return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
-            if self.tty and hasattr(os, "openpty"):
-                return self._run_on_pty(argv, full_env, cwd, on_line, start)
+            pty = self._pty(on_line) if self.tty else None
+            if pty is not None:
+                return self._run_on_pty(argv, full_env, cwd, on_line, start, pty)
             # Streamed: stderr folded into stdout so progress and errors keep their order.
             proc = subprocess.Popen(
                 list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -90,10 +97,29 @@ class System:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             return Result(124, out, f"timed out after {timeout} s", time.monotonic() - start)
 
-    def _run_on_pty(self, argv, env, cwd, on_line, start) -> Result:
+    def openpty(self) -> tuple:
+        """(master, slave) file descriptors of a new pseudo-terminal; OSError where none can be opened."""
+        if not hasattr(os, "openpty"):
+            raise OSError(errno.ENOSYS, "no os.openpty on this platform")
+        return os.openpty()
+
+    def _pty(self, on_line) -> Optional[tuple]:
+        """A pty for the next command, or None: where none can be opened (a chroot or a minimal container without
+        /dev/pts: ENODEV, ENOENT) commands run on pipes from then on, with plain lines, and on_line hears it once."""
+        try:
+            return self.openpty()
+        except OSError as e:
+            with _PTY_LOCK:
+                if self.tty:
+                    self.tty = False
+                    (self.notice or on_line)(f"(no pseudo-terminal here: {e.strerror or e}; commands run on "
+                                             "pipes, with plain lines)")
+            return None
+
+    def _run_on_pty(self, argv, env, cwd, on_line, start, pty) -> Result:
         """On a terminal: the command gets a pty, so pip, uv and apt show their own progress; each redraw
         (ended by \\r or \\n) comes through on_line, without colour codes."""
-        master, slave = os.openpty()
+        master, slave = pty
         try:
             proc = subprocess.Popen(list(argv), env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
                                     cwd=cwd)
@@ -188,17 +214,28 @@ class System:
         except OSError:
             return None
 
-    def http_error(self, url: str, timeout: float = 3) -> Optional[str]:
-        """None when url answers (any HTTP status below 500), else why not, briefly."""
+    def http_error(self, url: str, timeout: float = 3, trust=None) -> Optional[str]:
+        """None when url answers (any HTTP status below 500), else why not, briefly. `trust` (wheels.trust.Trust,
+        default: from this environment): the certificates it is verified with, as the choice of torch does; a
+        certificate that does not verify is said to be one ("TLS verification failed with ...")."""
         if url.startswith("file://"):
             return None if os.path.exists(url[7:]) else "no such directory"
         import requests  # imported here: most commands never touch the network
 
+        from torch_setup.wheels import trust as trusting
+
+        trust = trust or trusting.from_config(self.env)
         try:
-            r = requests.head(url, timeout=timeout, allow_redirects=True)
+            r = trusting.session(trust).head(url, timeout=timeout, allow_redirects=True, verify=trust.verify)
             return None if r.status_code < 500 else f"HTTP {r.status_code}"
         except requests.RequestException as e:
+            if trusting.is_tls_failure(e):
+                return f"TLS verification failed with {trust.label}"
             return type(e).__name__
+        except OSError:  # a CA file that does not exist
+            if trust.ca_file and not os.path.isfile(trust.ca_file):
+                return f"TLS verification failed: the CA file {trust.ca_file} ({trust.origin}) does not exist"
+            raise
 
     def euid(self) -> int:
         return os.geteuid() if hasattr(os, "geteuid") else -1

@@ -143,24 +143,28 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         pkg = _package_step(facts, recipes, platform, needs)
         if pkg:
             steps.append(pkg)
+    ca_env = dict(getattr(choice, "env", ())) if choice else {}  # the CA file the torch choice trusted: pip, uv
     if fetch_uv:
         from torch_setup.wheels.uv import FETCH_SCRIPT
 
         size = f", {uv.size / 1e6:.0f} MB" if uv.size else ""
         steps.append(Step("uv", f"uv {uv.version} (one static binary{size})", "todo",
-                          (Command((py.executable, "-c", FETCH_SCRIPT, uv.url, uv.sha256, uv_path)),), False,
+                          (Command((py.executable, "-c", FETCH_SCRIPT, uv.url, uv.sha256, uv_path), ca_env),),
+                          False,
                           "no uv here: it installs torch several times faster than pip, and makes the venv "
                           "without waiting for the system packages", provides=frozenset({"uv"})))
-    index_args = tuple(choice.index_args()) if choice else ()
+    index_args = tuple(choice.index_args(uv=bool(uv_path))) if choice else ()
     if use_venv:
         if uv_path:
             argv = (uv_path, "venv", "--seed", "--python", py.executable, venv) + index_args
             after = ("uv",) if fetch_uv else ()
+            command = Command(argv, ca_env)
         else:
             argv = (py.executable, "-m", "venv", venv)
             after = ("system-packages",) if "venv" in needs else ()
+            command = Command(argv)
         steps.append(Step(
-            "venv", f"Virtual environment {venv}", "todo", (Command(argv),), False,
+            "venv", f"Virtual environment {venv}", "todo", (command,), False,
             ("the target Python is " + ("externally managed (PEP 668)" if py.externally_managed else
                                         "the system's own") + ": torch goes into a venv")
             if py.externally_managed or system_owned else "--venv asks for one", after, venv,
@@ -171,7 +175,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                           f"torch {facts.torch.version} supports torch.compile on Python {py.minor}: kept",
                           provides=frozenset({"torch"})))
     else:
-        args = tuple(choice.install_args()) if choice else (requirement,)
+        args = tuple(choice.install_args(uv=bool(uv_path))) if choice else (requirement,)
         if choice:
             requirement = choice.requirement + (f" ({choice.variant})" if choice.variant else "")
         if uv_path:
@@ -184,7 +188,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                if facts.torch.version else "no torch in the target")
         after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
-        command = resolve.root_command(argv, {}, facts) if as_root else Command(argv)
+        command = resolve.root_command(argv, ca_env, facts) if as_root else Command(argv, ca_env)
         steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after,
                           provides=frozenset({"torch"})))
     if choice:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -25,12 +25,13 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from torch_setup.wheels import indexes
-from torch_setup.errors import NoTorchError, UnsupportedError
+from torch_setup.errors import NoTorchError, TlsError, UnsupportedError
 from torch_setup.wheels.indexes import File, IndexUnreachable, Listing, Source, mask, mask_text
 from torch_setup.wheels.variants import Policy, Table, load_table, wanted
 from torch_setup.wheels.tags import Target, target_from
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
+PYTORCH_INDEX_ENV = "TORCH_SETUP_PYTORCH_INDEX"  # a mirror of it, like --pytorch-index (BASE/cu130, BASE/cpu, ...)
 Fetch = Callable[[Source, str], Listing]
 COMPANIONS = ("torchvision", "torchaudio")
 
@@ -170,14 +171,23 @@ class Choice:
     index_url_real: Optional[str] = field(default=None, repr=False)
     extra_index_urls_real: Tuple[str, ...] = field(default=(), repr=False)
     find_links_real: Tuple[str, ...] = field(default=(), repr=False)
+    # What pip and uv need to trust what the choice trusted (SSL_CERT_FILE, PIP_CERT): trust.Trust.command_env
+    env: Tuple[Tuple[str, str], ...] = ()
 
-    def install_args(self) -> List[str]:
+    def install_args(self, uv: bool = False) -> List[str]:
         """Requirements and index options for `pip install` / `uv pip install` (real URLs: do not print)."""
-        return [self.requirement, *self.extras, *self.index_args()]
+        return [self.requirement, *self.extras, *self.index_args(uv)]
 
-    def index_args(self) -> List[str]:
-        """The index options alone (for `uv venv --seed`, which fetches pip from the same places)."""
+    def index_args(self, uv: bool = False) -> List[str]:
+        """The index options alone (for `uv venv --seed`, which fetches pip from the same places).
+
+        uv, unlike pip, stops at the first index that has a project at all and searches extra indexes before the
+        primary one (https://docs.astral.sh/uv/configuration/indexes/#searching-across-multiple-indexes): an extra
+        index holding some other torch would hide the one chosen. With extra indexes uv is told to search them
+        all as pip does (`--index-strategy unsafe-best-match`); the requirement pins the chosen version."""
         args: List[str] = []
+        if uv and self.extra_index_urls_real:
+            args += ["--index-strategy", "unsafe-best-match"]
         if self.index_url_real:
             args += ["--index-url", self.index_url_real]
         for u in self.extra_index_urls_real:
@@ -188,8 +198,11 @@ class Choice:
 
     def to_dict(self) -> Dict[str, object]:
         """For `plan --json`: display fields only."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
-                if not k.endswith("_real")}
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
+               if not k.endswith("_real") and k != "env"}
+        if self.env:
+            out["env"] = dict(self.env)
+        return out
 
 
 def _default_read(path: str) -> Optional[str]:
@@ -260,15 +273,20 @@ def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with
            index_url: Optional[str] = None, find_links: Optional[Sequence[str]] = None,
            fetch: Optional[Fetch] = None, env: Optional[Mapping[str, str]] = None, pip_config: str = "",
            read_text: Callable[[str], Optional[str]] = _default_read, pytorch_index: str = PYTORCH_INDEX,
-           pypi: str = indexes.PYPI, table: Optional[Table] = None) -> Choice:
+           pypi: str = indexes.PYPI, table: Optional[Table] = None, trust=None) -> Choice:
     """Choose torch for the target described by `facts`. Raises NoTorchError when nothing fits.
 
     `fetch(source, project)` returns a Listing or raises IndexUnreachable (default: indexes.fetch, over the
     network); `env` and `pip_config` (captured `pip config list` text) say what the user configured;
-    `pytorch_index` replaces https://download.pytorch.org/whl (a mirror of it, or a test server).
+    `pytorch_index` replaces https://download.pytorch.org/whl (a mirror of it, or a test server); `trust` (a
+    trust.Trust, default: from `env` and `pip_config`) says which certificates the indexes are verified with.
+    A certificate that does not verify stops the choice with TlsError, whatever else answered.
     """
+    from torch_setup.wheels import trust as trusting
+
     env = os.environ if env is None else env
-    fetch = fetch or (lambda source, project: indexes.fetch(source, project))
+    trust = trust or trusting.from_config(env, pip_config)
+    fetch = fetch or (lambda source, project: indexes.fetch(source, project, trust=trust))
     table = table or load_table()
     target, warnings = target_from(facts)
     policy = wanted(facts, table, target, (backend or "auto").lower(), env)
@@ -297,9 +315,23 @@ def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with
         chosen = _best(cands)
         if chosen:
             break
+    tls = [u for u in unreachable if u.tls]
+    if tls:
+        raise _tls_error(tls, trust)
     if chosen is None:
         raise _no_torch(ctx, tp, unreachable)
-    return _finish(ctx, chosen, stage_name, conf, pypi, tp, reasons, warnings, unreachable)
+    return replace(_finish(ctx, chosen, stage_name, conf, pypi, tp, reasons, warnings, unreachable),
+                   env=tuple(sorted(trust.command_env().items())))
+
+
+def _tls_error(failed: List[IndexUnreachable], trust) -> TlsError:
+    from torch_setup.wheels import trust as trusting
+
+    used = failed[0].trust or trust
+    urls = ", ".join(dict.fromkeys(u.url for u in failed))
+    why = "; ".join(dict.fromkeys(u.reason for u in failed))
+    return TlsError(mask_text(f"TLS verification failed for {urls} ({why}) with {used.label}"),
+                    hint=mask_text(trusting.fix_hint(used)))
 
 
 def _is_pre(text: str) -> bool:
@@ -401,7 +433,9 @@ def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, 
     reasons.append({
         "find-links": f"torch comes from the wheelhouse {c.source.display} (--find-links), asked first",
         "index-url": f"torch comes from {c.source.display} (--index-url)",
-        "pytorch": f"torch comes from {c.source.display}, the PyTorch index for {variant}, which answered",
+        "pytorch": f"torch comes from {c.source.display}, the PyTorch index for {variant}"
+                   + ("" if c.source.url.startswith(PYTORCH_INDEX + "/") else
+                      " (a mirror: --pytorch-index or " + PYTORCH_INDEX_ENV + ")") + ", which answered",
         "configured": f"torch comes from {c.source.display} ({c.source.origin})",
         "pypi": "torch comes from PyPI",
     }[stage])

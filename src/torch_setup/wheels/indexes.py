@@ -5,8 +5,8 @@ lists (a mirror or an air-gapped site cannot reach download.pytorch.org, and uv'
 instead of falling back, astral-sh/uv#19569). Everything that leaves this module as text goes through `mask`.
 
 Network rules: nothing at import; short connect timeouts so a dead host cannot hang a plan (a name that does not
-resolve fails at once); requests' own CA handling (REQUESTS_CA_BUNDLE, SSL_CERT_FILE) and proxies are left alone,
-and TLS verification is never turned off.
+resolve fails at once); the certificates trusted are trust.py's (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, pip's `cert`,
+the system store), proxies are requests' own, and TLS verification is never turned off.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name
@@ -189,12 +189,17 @@ class Listing:
 
 
 class IndexUnreachable(Exception):
-    """The source did not answer (DNS, refused, timeout, TLS, 401/403, 5xx). `reason` is short and masked."""
+    """The source did not answer (DNS, refused, timeout, TLS, 401/403, 5xx). `reason` is short and masked.
+    `tls`: the certificate did not verify with `trust` (a trust.Trust), or its CA file cannot be read; `url` is
+    the address asked (masked)."""
 
-    def __init__(self, source: Source, reason: str):
+    def __init__(self, source: Source, reason: str, *, tls: bool = False, url: str = "", trust=None):
         super().__init__(f"{source.display}: {reason}")
         self.source = source
         self.reason = mask_text(reason)
+        self.tls = tls
+        self.url = mask(url) if url else source.display
+        self.trust = trust
 
 
 class _Anchors(HTMLParser):
@@ -287,26 +292,29 @@ def _read_dir(source: Source, folder: Path, project: str) -> Listing:
     return Listing(source, _of_project(files, project))
 
 
-_session = None
+_sessions: Dict[object, Any] = {}
 
 
-def _get(url: str, timeout):
-    """One GET through a lazily made Session (no network, and no requests import cost, until asked)."""
-    global _session
-    import requests
+def _get(url: str, timeout, trust=None):
+    """One GET through a lazily made Session per trust (no network, and no requests import cost, until asked)."""
+    from torch_setup.wheels import trust as trusting
 
-    if _session is None:
-        _session = requests.Session()
-    return _session.get(url, headers={"Accept": ACCEPT}, timeout=timeout, allow_redirects=True)
+    trust = trust or trusting.from_config(os.environ)
+    if trust not in _sessions:
+        _sessions[trust] = trusting.session(trust)
+    return _sessions[trust].get(url, headers={"Accept": ACCEPT}, timeout=timeout, allow_redirects=True,
+                                verify=trust.verify)
 
 
 def _why(exc: Exception, timeout) -> str:
     """A short cause for a failed request; the exception text itself can carry URLs and is not used."""
     import requests
 
+    from torch_setup.wheels.trust import is_tls_failure
+
     text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS verification failed (see REQUESTS_CA_BUNDLE / SSL_CERT_FILE)"
+    if is_tls_failure(exc):
+        return "TLS verification failed"
     if isinstance(exc, requests.exceptions.ProxyError):
         return "the proxy refused the connection"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -320,11 +328,12 @@ def _why(exc: Exception, timeout) -> str:
     return "connection failed"
 
 
-def fetch(source: Source, project: str = "torch", *, timeout=TIMEOUT, get=None) -> Listing:
+def fetch(source: Source, project: str = "torch", *, timeout=TIMEOUT, get=None, trust=None) -> Listing:
     """The files `source` offers for `project`. Raises IndexUnreachable when the source does not answer.
 
     Indexes are asked for PEP 691 JSON and may answer PEP 503 HTML instead (download.pytorch.org does); a
-    find-links URL is an HTML page of links. `get` (url, timeout) -> response replaces requests in tests.
+    find-links URL is an HTML page of links. `get` (url, timeout) -> response replaces requests in tests;
+    `trust` (trust.Trust): the certificates to verify with (default: from this process's environment).
     """
     path = _local_path(source.url)
     if path is not None:
@@ -335,11 +344,18 @@ def fetch(source: Source, project: str = "torch", *, timeout=TIMEOUT, get=None) 
         url = source.url.rstrip("/") + "/" + quote(canonicalize_name(project)) + "/"
     else:
         url = source.url
+    from torch_setup.wheels import trust as trusting
+
+    trust = trust or trusting.from_config(os.environ)
     try:
-        resp = (get or _get)(url, timeout)
+        resp = get(url, timeout) if get else _get(url, timeout, trust)
     except requests.exceptions.RequestException as e:
-        raise IndexUnreachable(source, _why(e, timeout)) from None
+        tls = trusting.is_tls_failure(e)
+        raise IndexUnreachable(source, _why(e, timeout), tls=tls, url=url, trust=trust) from None
     except OSError as e:  # requests raises a bare OSError for a CA bundle path that does not exist
+        if trust.ca_file and not os.path.isfile(trust.ca_file):
+            raise IndexUnreachable(source, f"the CA file {trust.ca_file} ({trust.origin}) does not exist",
+                                   tls=True, url=url, trust=trust) from None
         raise IndexUnreachable(source, mask_text(str(e))[:200]) from None
     if resp.status_code == 404 and source.kind == "index":
         return Listing(source, (), found=False)
