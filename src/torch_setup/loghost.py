@@ -26,7 +26,7 @@ _WIN = [r"\b[A-Za-z]:\\(?:[^\\\s\"']+\\)+", r"\b[A-Za-z]:/(?:Users|Program Files
 _MAC = [r"/Users/[^/\s]+/", r"/opt/homebrew/", r"/Library/Frameworks/Python\.framework", r"\.dylib\b",
         r"\bmacOS\b", r"\bDarwin\b", r"Apple clang version", r"-apple-darwin", r"MacOSX[\d.]*\.sdk", r"\bXcode\b",
         r"/Applications/Xcode", r"/usr/local/Cellar/", r"macosx_\d+_\d+_(?:arm64|x86_64|universal2)",
-        r"/private/var/folders/"]
+        r"/private/var/folders/", r"argument unused during compilation: '-fopenmp'"]
 _LINUX = [r"/home/[^/\s]+/", r"/usr/lib/python3", r"/usr/lib64/", r"/usr/local/lib/python3", r"/usr/include/",
           r"/root/",
           r"\blinux-gnu\b", r"/opt/conda/", r"\bmanylinux\w*", r"/nix/store/", r"\bUbuntu\b", r"\bDebian\b",
