@@ -109,7 +109,7 @@ def assert_bad_recipe(tmp_path, body: str, words) -> None:
     assert e.value.code == ExitCode.BAD_RECIPE
 
 
-LOG_HEADER = re.compile(r"^# (source|evidence|note): ?(.*)$")
+LOG_HEADER = re.compile(r"^# (source|evidence|note|host): ?(.*)$")
 
 
 def read_log(path) -> tuple:

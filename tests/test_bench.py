@@ -130,3 +130,14 @@ def test_report_shows_figures_ratios_targets_and_machine(bench):
 def test_report_without_per_process_bytes(bench):
     text = bench.report_text(results(own_bytes=False))
     assert "downloaded n/a (host interfaces: 3.10 GB)" in text
+
+
+def test_explain_part_reads_logs_as_pasted_and_reports_the_target(tmp_path):
+    bench = load_script("bench")
+    log = tmp_path / "x.log"
+    log.write_text("# source: somewhere\n# evidence: E\n# host: windows\nline one\nline two")
+    assert bench.pasted_log(log) == "line one\nline two"
+    text = bench.explain_text({"reps": 2, "times": {"a.log": [0.2, 0.25], "b.log": [0.4, 0.5]}})
+    assert "a.log" in text and "all: 0.325 s (target ≤ 0.3 s: MISSED)" in text
+    for name in bench.EXPLAIN_LOGS:  # the logs it times exist and are from other platforms
+        assert (bench.REPO / "tests" / "fixtures" / "logs" / name).is_file()

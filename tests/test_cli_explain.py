@@ -21,7 +21,8 @@ from torch_setup.host.system import Result
 runner = CliRunner()
 LOGS = FIXTURES / "logs"
 VENV = "/opt/venvs/torch"
-CAUSE_KEYS = {"id", "title", "evidence", "line", "fix", "fix_steps", "fix_commands", "advice"}
+CAUSE_KEYS = {"id", "title", "evidence", "line", "fix", "fix_for", "fix_steps", "fix_commands", "advice"}
+OS_RELEASE = 'ID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n'
 
 
 def pasted(name: str):
@@ -50,7 +51,7 @@ def minbase(mocker, monkeypatch):
     rec = recipes.load()
     plan = make_plan(facts, rec, Request(venv=VENV))
     mocker.patch("torch_setup.cli._host_plan", return_value=(facts, rec, plan))
-    replay = Replay(commands={"*": Result(0, "done\n")})
+    replay = Replay(commands={"*": Result(0, "done\n")}, files={"/etc/os-release": OS_RELEASE})
     monkeypatch.setattr("torch_setup.cli.System", lambda *a, **kw: replay)
 
     def refuse(self, argv, **kw):
@@ -79,12 +80,14 @@ LOGS_WITH_ADVICE = ["libcuda-not-found--colab.log", "duplicate-openmp--macos-whe
 
 @pytest.mark.parametrize("name", LOGS_WITH_A_STEP + LOGS_WITH_ADVICE)
 def test_explain_file_json(minbase, tmp_path, name):
+    """--here: this host's plan gives the fixes, whatever host the log names."""
     text, header = pasted(name)
-    result = invoke(copy_of(tmp_path, name), "--json")
+    result = invoke(copy_of(tmp_path, name), "--json", "--here")
     assert result.exit_code == 0, result.output
     no_traceback(result)
     data = payload(result.stdout)
-    assert list(data) == ["ok", "error", "causes"] and data["ok"] is True
+    assert list(data) == ["ok", "error", "causes", "host"] and data["ok"] is True
+    assert data["host"]["fix_for"] == "this-host"
     causes = data["causes"]
     assert causes and all(set(c) == CAUSE_KEYS for c in causes)
     first = causes[0]
@@ -97,7 +100,7 @@ def test_explain_file_json(minbase, tmp_path, name):
         apt = [c.display() for c in next(s for s in minbase.plan.steps if s.id == "system-packages").commands]
         assert first["fix_steps"] == ["system-packages"]
         assert first["fix"] == "; ".join(apt) and "apt-get install" in first["fix"]
-        assert first["fix_commands"][0][:2] == ["apt-get", "install"]
+        assert first["fix_commands"][0][:2] == ["apt-get", "install"] and first["fix_for"] == "this-host"
     else:
         assert first["fix_steps"] == [] and first["fix"] == first["advice"] and first["advice"]
     assert minbase.calls == []  # explaining runs nothing
@@ -120,12 +123,46 @@ def test_explain_reads_stdin_by_default_and_bytes_that_are_not_utf8(minbase):
 
 
 def test_explain_text(minbase, tmp_path):
+    # the log is from a Debian 12 box's python3.11, this host runs 3.13: the fix is for the log's host
     result = invoke(copy_of(tmp_path, "missing-python-headers--inductor-2.13-debian.log"))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
+    assert lines[-1].startswith("fixes for: log-host (the log's Python is 3.11")
     assert lines[0].startswith("missing-python-headers: ")
     assert any(re.match(r"^  evidence \(line \d+\): .*Python\.h", ln) for ln in lines)
+    assert any(ln.startswith("  fix: $ ") and "python3.11-dev" in ln for ln in lines)
+    assert not any("python3.13-dev" in ln for ln in lines)
+
+
+def test_explain_text_here(minbase, tmp_path):
+    result = invoke(copy_of(tmp_path, "missing-python-headers--inductor-2.13-debian.log"), "--here")
+    lines = result.output.splitlines()
+    assert lines[-1].startswith("fixes for: this-host")
     assert any(ln.startswith("  fix: $ ") and "python3.13-dev" in ln for ln in lines)
+
+
+def test_explain_windows_log_does_not_probe_this_host(minbase, mocker, tmp_path):
+    plan = mocker.patch("torch_setup.cli._host_plan", side_effect=AssertionError("probed this host"))
+    result = invoke(copy_of(tmp_path, "no-cxx-compiler--windows.log"), "--json")
+    assert result.exit_code == 0, result.output
+    data = payload(result.stdout)
+    assert data["host"]["fix_for"] == "log-host" and data["host"]["log"]["platform"] == "windows"
+    assert all(c["fix_commands"] == [] for c in data["causes"]) and plan.call_count == 0
+
+
+def test_explain_facts_file(minbase, tmp_path):
+    import json
+    from conftest import host_facts_dict
+
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(host_facts_dict("debian13-minbase")))
+    result = invoke(copy_of(tmp_path, "no-cxx-compiler--windows.log"), "--json", "--facts", facts)
+    assert result.exit_code == 0, result.output
+    data = payload(result.stdout)
+    assert data["host"]["fix_for"] == "facts-host"
+    assert data["causes"][0]["fix_for"] == "facts-host" and data["causes"][0]["fix_commands"]
+    result = invoke(copy_of(tmp_path, "no-cxx-compiler--windows.log"), "--fix", "--facts", facts)
+    assert result.exit_code == int(ExitCode.FAILED) and minbase.calls == []
 
 
 @pytest.mark.parametrize("name", ["unknown--plain-oom.log", "unknown--shape-mismatch-compiled.log",

@@ -125,6 +125,11 @@ def test_weak_patterns_need_context():
         ("RuntimeError: Failed to find C++ compiler. Please specify via CXX environment variable or set "
          "triton.knobs.build.impl.", "no-cxx-compiler"),
         ("Triton cache error: compiled module cuda_utils.so could not be loaded", "inductor-cache"),
+        # torch/cuda/__init__.py _check_capability()'s warning and the CUDA runtime's cudaErrorNoKernelImageForDevice
+        ("NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch "
+         "installation.", "gpu-arch-unsupported"),
+        ("torch.AcceleratorError: CUDA error: no kernel image is available for execution on the device",
+         "gpu-arch-unsupported"),
     ],
 )
 def test_messages_from_source(line, expected):
@@ -211,3 +216,27 @@ def test_bad_catalogue_file(tmp_path):
         load_catalogue(p)
     with pytest.raises(RecipeError):
         load_catalogue(tmp_path / "missing.toml")
+
+
+def test_context_patterns_match_in_traceback_frame_headers():
+    # the errno message is weak; the only Inductor context is the frame header of cache_dir_utils.py
+    text, _ = read_log(LOGS / "cache-dir-unwritable--inductor-read-only.log")
+    assert "cache_dir_utils" not in "\n".join(ln for ln in text.splitlines() if not ln.startswith("  File "))
+    assert diagnose(text)[0].id == "cache-dir-unwritable"
+    # without that frame header nothing names the cause
+    bare = "\n".join(ln for ln in text.splitlines() if "cache_dir_utils" not in ln)
+    assert diagnose(bare)[0].id == UNKNOWN
+
+
+def test_frame_headers_are_never_evidence():
+    line = '  File "/x/torch/_inductor/cpp_builder.py", line 3, in f  # No working C++ compiler found in'
+    assert diagnose(line + "\nValueError: x\n")[0].id == UNKNOWN
+
+
+def test_the_raising_line_of_the_last_frame_counts_when_the_paste_ends_in_it():
+    text, header = read_log(LOGS / "no-cxx-compiler--windows-paste-ends-in-raise.log")
+    cause = diagnose(text)[0]
+    assert cause.id == "no-cxx-compiler" and header["evidence"] in cause.evidence
+    # the same frame followed by its message: the quoted source is not evidence, the message is
+    followed = text.rstrip() + "\nValueError: something else\n"
+    assert diagnose(followed)[0].id == UNKNOWN

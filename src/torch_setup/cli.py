@@ -384,20 +384,30 @@ def _host_plan(system: System, request: Request, recipes: List[str]):
 
 @app.command()
 def explain(log: str = typer.Argument("-", help="A log file, or - for standard input."),
-            as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan."),
+            as_json: bool = JsonOpt, fix: bool = typer.Option(False, "--fix", help="Run the fix plan (this host's)."),
+            here: bool = typer.Option(False, "--here", help="The log is from this host: fix with this host's plan."),
+            facts: Optional[str] = typer.Option(None, "--facts", help="The log's host's facts (`detect --json` "
+                                                "there): its exact plan slice."),
             python: str = PythonOpt, venv: Optional[str] = VenvOpt, recipes: List[str] = RecipesOpt) -> None:
-    """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes."""
+    """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes for
+    the host that wrote the log."""
     with _guard(as_json, "explain") as out:
         try:
             raw = sys.stdin.buffer.read() if log == "-" else open(log, "rb").read()
         except OSError as e:
             raise TorchSetupError(f"cannot read {log}: {e.strerror}") from None
+        from torch_setup import explain as ex, fixhost, loghost
+
         text = raw.decode("utf-8", errors="replace")
-        system = System()
-        facts, rec, the_plan = _host_plan(system, _request(python, venv), recipes)
-        causes = _causes(text, the_plan)
+        system, request = System(), _request(python, venv)
+        found, log_host = ex.diagnose(text), loghost.read(text)
+        fh = fixhost.choose(system, request, log_host, needs_plan=any(c.needs for c in found), here=here or fix,
+                            facts_file=facts, recipes=recipes, cause_ids=[c.id for c in found],
+                            this_plan=lambda: _host_plan(system, request, recipes))
+        causes = fixhost.fixes(found, fh, log_host)
+        host = dict(fh.to_dict(), log=log_host.to_dict())
         if as_json and not fix:
-            out.emit({"causes": causes})
+            out.emit({"causes": causes, "host": host})
         elif not as_json:
             for c in causes:
                 typer.echo(f"{c['id']}: {c['title']}" if c.get("title") else c["id"])
@@ -408,19 +418,25 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
                         typer.echo(f"  fix: $ {cmd}")
                 elif c["advice"]:
                     typer.echo(f"  fix: {c['advice']}")
+            typer.echo(f"fixes for: {fh.kind} ({fh.why})")
         if fix:
             from torch_setup.run import execute
 
+            the_plan = fh.plan
             wanted = {s for c in causes for s in c["fix_steps"]}
+            if fh.kind == fixhost.FACTS:
+                raise TorchSetupError("--fix runs this host's plan; --facts plans for another host",
+                                      hint="run `torch-setup explain --fix` on that host")
             if the_plan is None or not wanted:
                 raise TorchSetupError("nothing in this host's plan fixes these causes",
                                       hint="see the advice above, or run `torch-setup doctor`")
             steps = [s for s in the_plan.todo if s.id in wanted]
-            runs = execute(system, the_plan.only(steps), facts, reporter_for(as_json))
+            runs = execute(system, the_plan.only(steps), fh.facts, reporter_for(as_json))
             if as_json:
                 left_out = {s.id for s in the_plan.todo if s.id not in wanted}
-                out.emit({"causes": causes, "runs": [dict(r.to_dict(), status="skipped") if r.id in left_out
-                                                   else r.to_dict() for r in runs]})
+                out.emit({"causes": causes, "host": host,
+                          "runs": [dict(r.to_dict(), status="skipped") if r.id in left_out
+                                   else r.to_dict() for r in runs]})
 
 
 def main() -> None:

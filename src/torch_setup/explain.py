@@ -37,7 +37,9 @@ MAX_EVIDENCE = 400  # evidence lines can be 3000-character compiler command line
 MAX_LINE = 20000  # guard the regexes against megabyte-long lines (minified JSON, progress bars)
 
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_KEYS = {"id", "title", "patterns", "weak", "context", "needs", "advice", "source", "weight"}
+_PLATFORM_ADVICE = ("windows", "macos", "jetson")  # advice_<platform>: advice written for a log of that platform
+_KEYS = {"id", "title", "patterns", "weak", "context", "needs", "advice", "source", "weight"} | {
+    f"advice_{p}" for p in _PLATFORM_ADVICE}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Signature:
     advice: str
     source: str
     weight: float
+    platform_advice: Tuple[Tuple[str, str], ...] = ()  # (platform, advice) for logs of that platform
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,11 @@ class Cause:
     needs: Tuple[str, ...]
     advice: str
     score: float
+    platform_advice: Tuple[Tuple[str, str], ...] = ()
+
+    def advice_for(self, platform: str) -> str:
+        """The advice written for a log of this platform (windows, macos, jetson), else the general one."""
+        return dict(self.platform_advice).get(platform, self.advice)
 
 
 UNKNOWN_CAUSE = Cause(
@@ -126,6 +134,9 @@ def _signature(row: object, where: str) -> Signature:
     for key in ("id", "title", "advice", "source"):
         if not isinstance(row.get(key), str) or not row[key].strip():
             raise bad(f"'{key}' must be a non-empty string")
+    for key in (f"advice_{p}" for p in _PLATFORM_ADVICE):
+        if key in row and (not isinstance(row[key], str) or not row[key].strip()):
+            raise bad(f"'{key}' must be a non-empty string")
     if not _ID.match(row["id"]) or row["id"] == UNKNOWN:
         raise bad(f"'id' must be lower-case words joined by '-', and not '{UNKNOWN}'")
     weight = row.get("weight")
@@ -162,6 +173,8 @@ def _signature(row: object, where: str) -> Signature:
         advice=" ".join(row["advice"].split()),
         source=row["source"].strip(),
         weight=float(weight),
+        platform_advice=tuple((p, " ".join(row[f"advice_{p}"].split())) for p in _PLATFORM_ADVICE
+                              if f"advice_{p}" in row),
     )
 
 
@@ -259,10 +272,16 @@ def _indent(s: str) -> int:
     return len(s) - len(s.lstrip())
 
 
-def _lines(text: str) -> Iterator[Tuple[int, str]]:
-    """Yield (1-based line number, normalised line) for the lines that may hold evidence: prefixes and ANSI
-    codes stripped, and the source lines quoted inside tracebacks left out."""
-    text = _ANSI.sub("", text.lstrip("\ufeff"))
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _lines(text: str) -> Iterator[Tuple[int, str, bool]]:
+    """Yield (1-based line number, normalised line, is evidence) for the lines that may hold evidence or context:
+    prefixes and ANSI codes stripped. Traceback frame headers come as context only (`File ".../cpp_builder.py"`
+    says where the error rose); the source lines quoted inside tracebacks are left out, except the raising line
+    of the last frame when the paste ends in it (then it is the only message there is)."""
+    text = strip_ansi(text.lstrip("\ufeff"))
     numbered: List[Tuple[int, str]] = []
     for n, raw in enumerate(re.split(r"\r\n|\r|\n", text), 1):
         inner = _json_lines(raw)
@@ -270,33 +289,41 @@ def _lines(text: str) -> Iterator[Tuple[int, str]]:
     return _skip_source(numbered)
 
 
-def _skip_source(numbered: Sequence[Tuple[int, str]]) -> Iterator[Tuple[int, str]]:
+def _skip_source(numbered: Sequence[Tuple[int, str]]) -> Iterator[Tuple[int, str, bool]]:
     mode, depth = None, 0  # mode: "py" (frame body deeper than `depth`), "ipy", "warn"
+    last: Optional[Tuple[int, str]] = None  # the last source line of the open frame
     for n, raw in numbered:
         line = _strip_prefixes(raw[:MAX_LINE]).rstrip()
         if mode and not line.strip():
             continue  # blank lines inside a frame (copy-paste artefacts) keep the frame open
         if mode == "py" and _indent(line) > depth:
+            if line.strip(" ^~"):  # not the carets Python 3.11+ draws under the failing expression
+                last = (n, line)
             continue
         if mode == "ipy" and _IPY_CODE.match(line):
+            last = (n, line)
             continue
         if mode == "warn":
             mode = None
             if _indent(line) > 0:
                 continue
-        mode = None
+        mode, last = None, None
         m = _PY_FRAME.match(line)
         if m:
             mode, depth = "py", len(m.group(1))
+            yield n, line, False
             continue
         if _IPY_FRAME.match(line):
             mode = "ipy"
+            yield n, line, False
             continue
         if _RICH_BOX.match(line) or _SOURCE.match(line):
             continue
         if _WARNING.search(line):
             mode = "warn"
-        yield n, line
+        yield n, line, True
+    if mode in ("py", "ipy") and last is not None:  # the paste ends inside the last frame: its raising line counts
+        yield last[0], last[1], True
 
 
 # --- matching --------------------------------------------------------------------------------------------
@@ -320,11 +347,13 @@ def diagnose(text: str, catalogue: Optional[Sequence[Signature]] = None) -> List
     # from parallel compile workers).
     best: Dict[str, Tuple[bool, int, int, str]] = {}
     context_seen = set()
-    for n, line in _lines(text):
+    for n, line, is_evidence in _lines(text):
         probe = line.replace("\\", "/")  # Windows paths and Python's escaped reprs of them
         for sig in sigs:
             if sig.id not in context_seen and any(p.search(probe) for p in sig.context):
                 context_seen.add(sig.id)
+            if not is_evidence:
+                continue
             for weak, group in ((False, sig.patterns), (True, sig.weak)):
                 for i, p in enumerate(group):
                     key = (weak, i)
@@ -344,7 +373,7 @@ def diagnose(text: str, catalogue: Optional[Sequence[Signature]] = None) -> List
         if weak and not has_context:
             continue
         score = sig.weight + (CONTEXT_BONUS if has_context else 0.0) - (WEAK_PENALTY if weak else 0.0)
-        causes.append(Cause(sig.id, sig.title, evidence, n, sig.needs, sig.advice, score))
+        causes.append(Cause(sig.id, sig.title, evidence, n, sig.needs, sig.advice, score, sig.platform_advice))
     causes.sort(key=lambda c: (-c.score, c.line))
     return causes or [UNKNOWN_CAUSE]
 
