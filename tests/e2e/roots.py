@@ -303,3 +303,16 @@ def payload(text: str) -> dict:
     env = json.loads(text)
     assert {"version", "command", "ok", "data", "error"} == set(env), sorted(env)
     return {"ok": env["ok"], "error": env["error"], **env["data"]}  # a data key of the same name wins
+
+
+def build_pyz_in(root: "Root") -> str:
+    """The README's bare-box command, first half, inside `root`: the project's files (as a clone has them) and
+    `python3 scripts/build-zipapp`, with nothing but the root's python3. Returns the pyz's path in the root."""
+    repo = Path(__file__).resolve().parents[2]
+    files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout
+    for name in files.splitlines():
+        if (repo / name).is_file():
+            root.copy_in(repo / name, f"/root/torch-setup/{name}")
+    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 scripts/build-zipapp"], timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return "/root/torch-setup/dist/torch-setup.pyz"

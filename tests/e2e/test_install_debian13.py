@@ -9,14 +9,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from .roots import payload
 
-from tests.e2e.roots import debian_root
+from tests.e2e.roots import build_pyz_in, debian_root
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -48,15 +47,8 @@ except Exception as e:
 
 @pytest.fixture(scope="module")
 def pyz(root) -> str:
-    """The README's bare-box command, first half, run inside the root: the project's files (as a clone has them)
-    and `python3 scripts/build-zipapp`, with nothing but the root's python3."""
-    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    for name in files.splitlines():
-        if (REPO / name).is_file():
-            root.copy_in(REPO / name, f"/root/torch-setup/{name}")
-    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 scripts/build-zipapp"], timeout=600)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return "/root/torch-setup/dist/torch-setup.pyz"
+    """The README's bare-box command, first half, run inside the root."""
+    return build_pyz_in(root)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.roots import debian_root
+from tests.e2e.roots import build_pyz_in, debian_root
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -25,12 +25,7 @@ def root(tmp_path_factory):
     if not shutil.which("script"):
         pytest.skip("util-linux `script` is needed to give the chroot a terminal")
     with debian_root("trixie", tmp_path_factory.mktemp("nopts")) as r:
-        files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-        for name in files.splitlines():
-            if (REPO / name).is_file():
-                r.copy_in(REPO / name, f"/root/torch-setup/{name}")
-        res = r.run(["sh", "-c", "cd /root/torch-setup && python3 scripts/build-zipapp"], timeout=600)
-        assert res.returncode == 0, res.stdout + res.stderr
+        build_pyz_in(r)
         subprocess.run(["umount", str(r.path / "dev" / "pts")], check=True)
         yield r
 
