@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from torch_setup import __version__
-from torch_setup.errors import ExitCode, ProblemsFound, PythonNotFoundError, TorchSetupError, VerifyFailed
+from torch_setup.errors import ExitCode, ProblemsFound, PythonNotFoundError, TorchSetupError, UsageError, \
+    VerifyFailed
 from torch_setup.report import reporter_for
 from torch_setup.request import PythonRequest, Request
 from torch_setup.host.system import System
@@ -233,7 +234,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
                 _print_plan(the_plan)
             if not yes:
                 if not sys.stdin.isatty():
-                    raise TorchSetupError("not a terminal: pass --yes to run the plan", hint="or --dry-run")
+                    raise UsageError("not a terminal: pass --yes to run the plan", hint="or --dry-run")
                 typer.confirm("Run these steps?", abort=True)
         for note in the_plan.notes if as_json else ():
             reporter.line(f"note: {note}")

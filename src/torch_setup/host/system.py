@@ -90,7 +90,7 @@ class System:
             finally:
                 children.unregister(proc)
             return Result(rc, "".join(lines), "", time.monotonic() - start)
-        except (FileNotFoundError, PermissionError) as e:
+        except OSError as e:  # missing, not executable, not a program at all (Exec format error)
             return _not_started(e, time.monotonic() - start)
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -242,7 +242,7 @@ class Job:
                 argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True,
                 start_new_session=True)
             children.register(self.proc)
-        except (FileNotFoundError, PermissionError) as e:
+        except OSError as e:
             self.proc = None
             self.out.close()
             self.err.close()
