@@ -79,7 +79,10 @@ class _Guard:
     `emit` prints the command's JSON."""
 
     def __init__(self, as_json: bool, command: str):
+        from contextlib import ExitStack
+
         self.as_json, self.command = as_json, command
+        self.held = ExitStack()  # locks the command holds until it ends
 
     def emit(self, data, ok: bool = True, error: Optional[TorchSetupError] = None) -> None:
         _emit(self.command, data, ok, error)
@@ -88,6 +91,7 @@ class _Guard:
         return self
 
     def __exit__(self, kind, value, tb):
+        self.held.close()
         if isinstance(value, TorchSetupError):
             _fail(value, self.as_json, self.command)
         return False
@@ -218,6 +222,10 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
                            python_from)
+        if not dry_run:  # one run per target, from its facts to its end (lock.py)
+            from torch_setup import lock
+            out.held.enter_context(lock.target_lock(system.env, os.path.expanduser(request.venv),
+                                                    say=lambda text: typer.echo(text, err=True)))
         rec = pipeline.load_recipes(recipes, system.env)
         facts = pipeline.gather_target(system, request, rec)
         the_plan = pipeline.plan_host(request, facts, rec, system=system)

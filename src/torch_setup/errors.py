@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     VERIFY_FAILED = 9  # torch.compile did not pass the smoke test
     PROBLEMS = 10  # doctor found something that blocks torch.compile
     NO_TORCH = 11  # no torch wheel fits this interpreter / index
+    BUSY = 12  # another torch-setup holds this target (or the host's package manager) past the wait
+    # 129, 130, 143: stopped by SIGHUP, SIGINT, SIGTERM (128 + the signal; interrupt.py)
 
 
 class TorchSetupError(Exception):
@@ -70,3 +72,7 @@ class ProblemsFound(TorchSetupError):
 
 class NoTorchError(TorchSetupError):
     code = ExitCode.NO_TORCH
+
+
+class BusyError(TorchSetupError):
+    code = ExitCode.BUSY

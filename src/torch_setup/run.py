@@ -10,6 +10,7 @@ from torch_setup.errors import NeedsRootError, StepError
 from torch_setup.facts.model import Facts
 from torch_setup import interrupt
 from torch_setup.interrupt import Interrupted
+from torch_setup.lock import HostLock
 from torch_setup.planning.steps import Plan, Step
 from torch_setup.report import Reporter
 from torch_setup.host.system import System
@@ -53,12 +54,13 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter,
     # Only what did not exist before this run may be removed on a failure (never a user's own venv).
     fresh = {s.id for s in pending if s.creates and not system.exists(s.creates)}
     running: dict = {}
+    packages = HostLock(system.env, reporter.line) if getattr(system, "locks", True) else None
     try:
         with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
             while pending or running:
                 for step in [s for s in pending if not failed and all(a in runs for a in s.after)]:
                     pending.remove(step)
-                    running[pool.submit(_run_step, system, step, reporter)] = step
+                    running[pool.submit(_run_step, system, step, reporter, packages)] = step
                 if not running:
                     break  # a failure stopped the rest
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -97,7 +99,10 @@ def _remove_made(system: System, plan: Plan, fresh: set, runs: Dict[str, StepRun
     return removed
 
 
-def _run_step(system: System, step: Step, reporter: Reporter) -> StepRun:
+def _run_step(system: System, step: Step, reporter: Reporter, packages: Optional[HostLock] = None) -> StepRun:
+    if step.root and packages is not None:  # a package-manager step: one torch-setup at a time on the host
+        with packages.step():
+            return _run_step(system, step, reporter)
     if step.checks and all(system.run(list(argv), timeout=60).ok for argv in step.checks):
         return StepRun(step.id, "done")  # e.g. a repository enabled by an earlier run
     reporter.step_start(step)
