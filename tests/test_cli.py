@@ -278,7 +278,7 @@ def test_install_with_nothing_to_do_says_so(mocker, no_commands):
 
 def test_install_off_a_terminal_wants_yes(mocker, no_commands, tmp_path):
     mocker.patch("torch_setup.pipeline.detect", return_value=host_facts("debian13-minbase"))
-    assert_clean_failure(invoke("install", "--venv", tmp_path / "v"), ExitCode.FAILED, "--yes")
+    assert_clean_failure(invoke("install", "--venv", tmp_path / "v"), ExitCode.USAGE, "--yes")
 
 
 def test_install_unknown_python():

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from torch_setup import __version__
-from torch_setup.errors import ExitCode, ProblemsFound, PythonNotFoundError, TorchSetupError, VerifyFailed
+from torch_setup.errors import ExitCode, ProblemsFound, PythonNotFoundError, TorchSetupError, UsageError, \
+    VerifyFailed
 from torch_setup.report import reporter_for
 from torch_setup.request import PythonRequest, Request
 from torch_setup.host.system import System
@@ -49,10 +50,13 @@ FromOpt = typer.Option(None, "--python-from", help="Where a missing --python X.Y
 
 def _emit(command: str, data, ok: bool = True, error: Optional[TorchSetupError] = None) -> None:
     """Every command's JSON is one envelope: {version, command, ok, data, error} (README, "JSON output")."""
+    from torch_setup.masking import mask_data
+
     err = None if error is None else {"code": int(error.code), "name": error.code.name, "message": error.message,
                                       "hint": error.hint, "details": error.details}
-    sys.stdout.write(json.dumps({"version": __version__, "command": command, "ok": ok, "data": data,
-                                 "error": err}, indent=2, default=str) + "\n")
+    envelope = json.loads(json.dumps({"version": __version__, "command": command, "ok": ok, "data": data,
+                                      "error": err}, default=str))
+    sys.stdout.write(json.dumps(mask_data(envelope), indent=2) + "\n")  # no credential in any field
 
 
 def _fail(e: TorchSetupError, as_json: bool, command: str) -> None:
@@ -62,11 +66,13 @@ def _fail(e: TorchSetupError, as_json: bool, command: str) -> None:
     if as_json:
         _emit(command, {"causes": causes, **e.extra}, ok=False, error=e)
     else:
-        typer.echo(f"error: {e.message}", err=True)
+        from torch_setup.masking import mask_text
+
+        typer.echo(mask_text(f"error: {e.message}"), err=True)
         if e.details:
-            typer.echo("\n".join("  " + ln for ln in e.details.splitlines()), err=True)
+            typer.echo(mask_text("\n".join("  " + ln for ln in e.details.splitlines())), err=True)
         if e.hint:
-            typer.echo(f"hint: {e.hint}", err=True)
+            typer.echo(mask_text(f"hint: {e.hint}"), err=True)
         _print_causes([c for c in causes if c["id"] != "unknown"])
     raise typer.Exit(int(e.code))
 
@@ -76,7 +82,10 @@ class _Guard:
     `emit` prints the command's JSON."""
 
     def __init__(self, as_json: bool, command: str):
+        from contextlib import ExitStack
+
         self.as_json, self.command = as_json, command
+        self.held = ExitStack()  # locks the command holds until it ends
 
     def emit(self, data, ok: bool = True, error: Optional[TorchSetupError] = None) -> None:
         _emit(self.command, data, ok, error)
@@ -85,6 +94,7 @@ class _Guard:
         return self
 
     def __exit__(self, kind, value, tb):
+        self.held.close()
         if isinstance(value, TorchSetupError):
             _fail(value, self.as_json, self.command)
         return False
@@ -217,6 +227,10 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
                            python_from, pytorch_index)
+        if not dry_run:  # one run per target, from its facts to its end (lock.py)
+            from torch_setup import lock
+            out.held.enter_context(lock.target_lock(system.env, os.path.expanduser(request.venv),
+                                                    say=lambda text: typer.echo(text, err=True)))
         rec = pipeline.load_recipes(recipes, system.env)
         facts = pipeline.gather_target(system, request, rec)
         the_plan = pipeline.plan_host(request, facts, rec, system=system)
@@ -234,7 +248,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
                 _print_plan(the_plan)
             if not yes:
                 if not sys.stdin.isatty():
-                    raise TorchSetupError("not a terminal: pass --yes to run the plan", hint="or --dry-run")
+                    raise UsageError("not a terminal: pass --yes to run the plan", hint="or --dry-run")
                 typer.confirm("Run these steps?", abort=True)
         for note in the_plan.notes if as_json else ():
             reporter.line(f"note: {note}")
@@ -440,18 +454,30 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
 
 
 def main() -> None:
-    if os.environ.get("TORCH_SETUP_DEBUG"):
-        app()
-        return
+    from torch_setup import interrupt
+    from torch_setup.masking import MaskingStream
+
+    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr)  # no credential on any channel
+    interrupt.install()
     try:
-        app()
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
-    except Exception as e:  # a bug: say so in one line; the traceback with TORCH_SETUP_DEBUG=1
-        sys.stderr.write(f"error: unexpected {type(e).__name__}: {e}\n"
-                         "hint: run again with TORCH_SETUP_DEBUG=1 for the traceback, and report it\n")
-        sys.exit(int(ExitCode.FAILED))
+        if os.environ.get("TORCH_SETUP_DEBUG"):
+            app()
+            return
+        try:
+            app()
+        except KeyboardInterrupt:  # a SIGINT before the handler was set
+            raise interrupt.Interrupted(2) from None
+        except Exception as e:  # a bug: say so in one line; the traceback with TORCH_SETUP_DEBUG=1
+            sys.stderr.write(f"error: unexpected {type(e).__name__}: {e}\n"
+                             "hint: run again with TORCH_SETUP_DEBUG=1 for the traceback, and report it\n")
+            sys.exit(int(ExitCode.FAILED))
+    except interrupt.Interrupted as stop:
+        try:
+            sys.stderr.write(f"torch-setup: {stop.line()}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):  # SIGHUP: the terminal may be gone
+            pass
+        os._exit(stop.code)  # noqa: SLF001 - no atexit or thread joins after a signal: exit now
 
 
 @app.callback(invoke_without_command=True)

@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     PROBLEMS = 10  # doctor found something that blocks torch.compile
     NO_TORCH = 11  # no torch wheel fits this interpreter / index
     TLS = 12  # an index's certificate did not verify with the CA this box trusts
+    BUSY = 13  # another torch-setup holds this target (or the host's package manager) past the wait
+    # 129, 130, 143: stopped by SIGHUP, SIGINT, SIGTERM (128 + the signal; interrupt.py)
 
 
 class TorchSetupError(Exception):
@@ -77,3 +79,7 @@ class TlsError(TorchSetupError):
     """An index answered with a certificate the configured CA (trust.py's order) does not verify."""
 
     code = ExitCode.TLS
+
+
+class BusyError(TorchSetupError):
+    code = ExitCode.BUSY

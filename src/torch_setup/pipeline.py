@@ -41,8 +41,14 @@ def read_facts(path: str) -> Facts:
         text = Path(path).read_text() if path != "-" else __import__("sys").stdin.read()
     except OSError as e:
         raise FactsError(f"cannot read facts file {path}: {e.strerror}") from None
+    except UnicodeError:
+        raise FactsError(f"{path} is not text (not UTF-8)", hint="give the output of `torch-setup detect --json`") \
+            from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise FactsError(f"{path} nests its JSON too deeply to be facts",
+                         hint="give the output of `torch-setup detect --json`") from None
     except ValueError as e:
         raise FactsError(f"{path} is not JSON: {e}", hint="give the output of `torch-setup detect --json`") from None
     if isinstance(data, dict) and {"command", "data"} <= set(data) and isinstance(data["data"], dict):
@@ -112,10 +118,9 @@ def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Op
     if not facts.python.found or not planning.needs_torch(facts, recipes, request):
         return None
     from torch_setup.wheels import choose as torch_choice
-    from torch_setup.wheels.variants import BACKEND_ENV
 
     env = facts.config.env
-    backend = request.backend or env.get(BACKEND_ENV, "") or "auto"
+    backend = request.backend or "auto"  # auto: the planned host's $TORCH_SETUP_TORCH_BACKEND, else its GPU
     mirror = request.pytorch_index or env.get(torch_choice.PYTORCH_INDEX_ENV, "").strip()
     if system is None:  # facts of a host this one cannot look into: its folders and files are not read here
         fetch = _not_local(fetch)

@@ -7,11 +7,86 @@ import re
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
-from torch_setup.errors import UnsupportedError
+from torch_setup.errors import UnsupportedError, UsageError
 
 DEFAULT_VENV = "~/.venvs/torch"
 PROVIDERS = ("system", "uv", "pyenv", "conda")
 _VERSION = re.compile(r"^3\.(\d+)(t?)$")  # the one pattern for `--python X.Y[t]`
+_OTHER_MAJOR = re.compile(r"^(?:python)?[12](?:\.\d+)*$")  # 2.7, python2: not Python 3, refused as unsupported
+# A distribution name (PEP 508, https://packaging.python.org/en/latest/specifications/name-normalization/).
+_DIST_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.I)
+
+
+def parse_torch_range(text: str) -> str:
+    """`--torch`: a version specifier set for torch (">=2.6,<2.15", "==2.7.1", "2.7.1", "torch>=2.6"); names of
+    other projects, URLs, extras and markers are refused (UsageError), never taken as "any torch"."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    text = (text or "").strip()
+    if not text:
+        return ""
+    why = ""
+    try:
+        return str(SpecifierSet(text)) if text[0] in "<>=!~" else f"=={Version(text)}"
+    except (InvalidSpecifier, InvalidVersion):
+        pass
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        why = "not a version range"
+    else:
+        if req.name.lower() != "torch" and not str(req.specifier):
+            why = "not a version range"
+        elif req.name.lower() != "torch":
+            why = f"a range for {req.name}, not for torch"
+        elif req.url:
+            why = "a URL, not a version range"
+        elif req.marker or req.extras:
+            why = "markers and extras are not a version range"
+        elif not str(req.specifier):
+            return ""
+        else:
+            return str(req.specifier)
+    raise UsageError(f"--torch {text!r}: {why}", hint="give a version range for torch, such as '>=2.6,<2.15' or "
+                     "'==2.7.1'")
+
+
+def parse_index_url(text: Optional[str], exists=os.path.isdir) -> Optional[str]:
+    """`--index-url`: an http(s) URL with a host, a file:// URL, or an existing folder (made a file:// URL's path
+    as it is); anything else is a UsageError, never a silent fallback to PyPI."""
+    from urllib.parse import urlsplit
+
+    if text is None:
+        return None
+    value = text.strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is not None and parts.scheme in ("http", "https") and host:
+        return value
+    if parts is not None and parts.scheme == "file":
+        return value
+    if value and "://" not in value and not value.startswith("-") and exists(os.path.expanduser(value)):
+        return value
+    from torch_setup.masking import mask
+
+    what = "no such folder" if value and "://" not in value else "not an http(s) or file:// URL"
+    raise UsageError(f"--index-url {mask(value)!r}: {what}", hint="give an index such as "
+                     "https://download.pytorch.org/whl/cpu, a file:// URL, or an existing folder of wheels")
+
+
+def parse_with(text: str) -> Tuple[str, ...]:
+    """`--with torchvision,torchaudio`: distribution names only (an option such as --index-url=... is refused)."""
+    names = tuple(w.strip() for w in (text or "").split(",") if w.strip())
+    for name in names:
+        if not _DIST_NAME.match(name):
+            raise UsageError(f"--with {name!r}: not a distribution name", hint="companions such as "
+                             "torchvision,torchaudio (names only: the versions are matched to torch)")
+    return names
 
 
 @dataclass(frozen=True)
@@ -28,6 +103,12 @@ class PythonRequest:
         m = _VERSION.match(text)
         if m:
             return cls(text, f"3.{m.group(1)}", bool(m.group(2)))
+        if _OTHER_MAJOR.match(text):
+            raise UnsupportedError(f"--python {text}: not supported; torch.compile needs Python 3",
+                                   hint="give a Python 3 version such as 3.13, or the path of one")
+        if text.startswith("-"):
+            raise UsageError(f"--python {text!r}: not a version, path or command name",
+                             hint="a version such as 3.13, or the path of an interpreter")
         return cls(text)  # a path, or a command name such as python3.13 (or 2.7: none answers to it)
 
     @property
@@ -89,7 +170,7 @@ class Request:
               index_url: Optional[str] = None, find_links=(), pytorch_index: Optional[str] = None) -> "Request":
         """From the CLI's option values."""
         return cls(python=PythonRequest.parse(python), provider=provider, venv=venv or DEFAULT_VENV,
-                   venv_given=venv is not None, torch=torch or "", break_system_packages=break_system_packages,
-                   backend=backend or "", with_=tuple(w.strip() for w in (with_ or "").split(",") if w.strip()),
-                   index_url=index_url, find_links=tuple(find_links or ()),
+                   venv_given=venv is not None, torch=parse_torch_range(torch),
+                   break_system_packages=break_system_packages, backend=backend or "", with_=parse_with(with_),
+                   index_url=parse_index_url(index_url), find_links=tuple(find_links or ()),
                    pytorch_index=(pytorch_index or "").strip() or None)

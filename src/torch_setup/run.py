@@ -8,6 +8,9 @@ from typing import Callable, Dict, List, Optional
 
 from torch_setup.errors import NeedsRootError, StepError
 from torch_setup.facts.model import Facts
+from torch_setup import interrupt
+from torch_setup.interrupt import Interrupted
+from torch_setup.lock import HostLock
 from torch_setup.planning.steps import Plan, Step
 from torch_setup.report import Reporter
 from torch_setup.host.system import System
@@ -50,35 +53,56 @@ def execute(system: System, plan: Plan, facts: Facts, reporter: Reporter,
     failed: Optional[StepRun] = None
     # Only what did not exist before this run may be removed on a failure (never a user's own venv).
     fresh = {s.id for s in pending if s.creates and not system.exists(s.creates)}
-    with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
-        running = {}
-        while pending or running:
-            for step in [s for s in pending if not failed and all(a in runs for a in s.after)]:
-                pending.remove(step)
-                running[pool.submit(_run_step, system, step, reporter)] = step
-            if not running:
-                break  # a failure stopped the rest
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                step = running.pop(future)
-                run = future.result()
-                if run.status == "failed":
-                    failed = failed or run
-                else:
-                    runs[step.id] = run
-                    on_done(step.id)
+    running: dict = {}
+    packages = HostLock(system.env, reporter.line) if getattr(system, "locks", True) else None
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
+            while pending or running:
+                for step in [s for s in pending if not failed and all(a in runs for a in s.after)]:
+                    pending.remove(step)
+                    running[pool.submit(_run_step, system, step, reporter, packages)] = step
+                if not running:
+                    break  # a failure stopped the rest
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = running.pop(future)
+                    run = future.result()
+                    if run.status == "failed":
+                        failed = failed or run
+                    else:
+                        runs[step.id] = run
+                        on_done(step.id)
+    except Interrupted as stop:  # the children are stopped already (interrupt.py); the pool has ended
+        stop.during = [f"step {s.id!r} ({s.title})" for s in running.values()]
+        stop.removed = _remove_made(system, plan, fresh, runs, {s.id for s in running.values()}, None)
+        stop.kept = [f"step {r.id!r}" for r in runs.values() if r.status == "ran" and r.id not in fresh]
+        raise
     if failed:
-        for made in plan.steps:  # nothing half-installed: what this run made goes with a failed install
-            if made.id in fresh and (runs.get(made.id, StepRun("", "")).status == "ran" or made.id == failed.id) \
-                    and system.exists(made.creates):
-                system.remove_tree(made.creates)
-                reporter.line(f"removed {made.creates}, made by this run")
+        _remove_made(system, plan, fresh, runs, {failed.id}, reporter)
         step = next(s for s in plan.steps if s.id == failed.id)
         raise StepError(f"step {step.id!r} failed: {step.title}", details=failed.output_tail)
     return [runs.get(s.id, StepRun(s.id, "skipped")) for s in plan.steps]
 
 
-def _run_step(system: System, step: Step, reporter: Reporter) -> StepRun:
+def _remove_made(system: System, plan: Plan, fresh: set, runs: Dict[str, StepRun], broken: set,
+                 reporter: Optional[Reporter]) -> List[str]:
+    """Nothing half-installed: what this run made goes with a failed or interrupted install (steps that ran, and
+    the ones that failed or were stopped); what existed before it stays."""
+    removed = []
+    for made in plan.steps:
+        if made.id in fresh and (runs.get(made.id, StepRun("", "")).status == "ran" or made.id in broken) \
+                and system.exists(made.creates):
+            system.remove_tree(made.creates)
+            if reporter is not None:  # an interruption says it in its one line
+                reporter.line(f"removed {made.creates}, made by this run")
+            removed.append(made.creates)
+    return removed
+
+
+def _run_step(system: System, step: Step, reporter: Reporter, packages: Optional[HostLock] = None) -> StepRun:
+    if step.root and packages is not None:  # a package-manager step: one torch-setup at a time on the host
+        with packages.step():
+            return _run_step(system, step, reporter)
     if step.checks and all(system.run(list(argv), timeout=60).ok for argv in step.checks):
         return StepRun(step.id, "done")  # e.g. a repository enabled by an earlier run
     reporter.step_start(step)
@@ -87,6 +111,8 @@ def _run_step(system: System, step: Step, reporter: Reporter) -> StepRun:
         reporter.command(cmd.display(), step)
         res = system.run(cmd.argv, env=cmd.env, on_line=lambda line: reporter.output(line, step))
         total += res.seconds
+        if not res.ok and interrupt.stopping():
+            return StepRun(step.id, "stopped", total)  # the interruption's one line says so
         if not res.ok:
             tail = "\n".join(res.output.strip().splitlines()[-40:])
             reporter.step_end(step, False, total)

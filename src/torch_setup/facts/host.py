@@ -85,7 +85,7 @@ def parse_container(env: dict, dockerenv: bool, containerenv: bool, cgroup: Opti
 
 def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
     uid = system.euid()
-    home = system.env.get("HOME") or "/"  # one home for the uv cache and the venv (HOME unset: as Python's own)
+    home = system.env.get("HOME", "/")  # one home for the uv cache and the venv (HOME unset: as Python's own)
     is_root = uid == 0
     sudo = False
     if not is_root and system.which("sudo"):
@@ -102,7 +102,7 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         sudo=sudo,
         container=container,
         chroot=same is False,
-        uv=system.which("uv") or cached_uv(home, system),
+        uv=system.which("uv") or (cached_uv(home, system) if home.startswith("/") else None),
         apt_lists_age_s=(system.now() - lists) if (lists is not None and pm == "apt") else None,
         ca_bundle=any(system.exists(p) for p in CA_BUNDLES),
         home=home,

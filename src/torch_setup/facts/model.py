@@ -8,6 +8,7 @@ and no code runs it or reads files under it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -150,7 +151,14 @@ class Facts:
         if isinstance(data, dict) and data.get("schema") != SCHEMA:
             raise FactsError(f"facts: schema {data.get('schema')!r} is not one this torch-setup reads "
                              f"(1 or {SCHEMA})", hint="run `torch-setup detect --json` with this version")
-        return _load(cls, data, "facts")
+        if isinstance(data, dict) and not isinstance(data.get("python"), dict):
+            raise FactsError("facts: no `python` object (the target interpreter)",
+                             hint="give the output of `torch-setup detect --json`")
+        facts = _load(cls, data, "facts")
+        cc = facts.accelerator.compute_capability
+        if cc is not None and not re.match(r"^\d+\.\d+$", cc):
+            raise FactsError(f"facts.accelerator.compute_capability: {cc!r} is not MAJOR.MINOR (such as '9.0')")
+        return facts
 
 
 def _load(cls, data: Any, where: str):

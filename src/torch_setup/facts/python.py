@@ -122,10 +122,16 @@ def find(system: System, request: PythonRequest) -> Tuple[PythonFacts, TorchFact
     for cand in request.candidates(system.env):
         for exe in _expand(system, cand):
             res = system.run([exe, "-c", PROBE], timeout=60)
-            if not res.ok:
-                tried.append(f"{exe}: {(res.stderr or res.stdout).strip().splitlines()[-1:] or ['rc ' + str(res.rc)]}")
+            if not res.ok or not res.stdout.strip():
+                _refuse_old_python(system, exe)
+                why = (res.stderr or res.stdout).strip().splitlines()[-1:] or [f"rc {res.rc}, printed nothing"]
+                tried.append(f"{exe}: not a Python 3 that runs ({why[0]})")
                 continue
-            py, torch, arch, libc = parse_probe(res.stdout, system.env)
+            try:
+                py, torch, arch, libc = parse_probe(res.stdout, system.env)
+            except (FactsError, KeyError, TypeError) as e:
+                tried.append(f"{exe}: not a Python this probe understands ({getattr(e, 'message', e)})")
+                continue
             if request.accepts(py.version, py.free_threaded):
                 return py, torch, arch, libc
             tried.append(f"{exe}: is Python {py.version}{'t' if py.free_threaded else ''}")
@@ -134,6 +140,20 @@ def find(system: System, request: PythonRequest) -> Tuple[PythonFacts, TorchFact
         hint="give a version such as 3.13, or the path of an interpreter",
         details="\n".join(tried),
     )
+
+
+_OLD = "import sys; print('%d.%d' % sys.version_info[:2])"  # runs on Python 2 as well
+
+
+def _refuse_old_python(system: System, exe: str) -> None:
+    """A probe that failed on a Python 2 (or 3.0-3.5, where its syntax is new): 'not supported', exit 5."""
+    from torch_setup.errors import UnsupportedError
+
+    res = system.run([exe, "-c", _OLD], timeout=30)
+    m = re.match(r"^(\d+)\.(\d+)$", res.stdout.strip()) if res.ok else None
+    if m and (int(m.group(1)), int(m.group(2))) < (3, 6):
+        raise UnsupportedError(f"{exe} is Python {m.group(0)}: not supported; torch.compile needs Python 3",
+                               hint="give a Python 3 (--python 3.13 provides one)")
 
 
 def _expand(system: System, cand: str) -> List[str]:

@@ -25,6 +25,8 @@ def command_key(argv: Sequence[str]) -> str:
 class FakeSystem(System):
     """A host replayed from captured output: files and command results; anything not listed is missing."""
 
+    locks = False  # no lock files on this machine for a replayed host (lock.py is tested with real processes)
+
     files: Dict[str, str] = field(default_factory=dict)
     commands: Dict[str, Result] = field(default_factory=dict)  # key: " ".join(argv)
     programs: Dict[str, str] = field(default_factory=dict)  # name -> path, for which()

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
+from torch_setup.host import children
+
 
 @dataclass(frozen=True)
 class Result:
@@ -82,16 +84,20 @@ class System:
             # Streamed: stderr folded into stdout so progress and errors keep their order.
             proc = subprocess.Popen(
                 list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=cwd,
+                stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=cwd, start_new_session=True,
             )
+            children.register(proc)  # its own process group: a signal to torch-setup stops it and its children
             lines = []
             assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                on_line(line.rstrip("\n"))
-            rc = proc.wait(timeout=timeout)
+            try:
+                for line in proc.stdout:
+                    lines.append(line)
+                    on_line(line.rstrip("\n"))
+                rc = proc.wait(timeout=timeout)
+            finally:
+                children.unregister(proc)
             return Result(rc, "".join(lines), "", time.monotonic() - start)
-        except (FileNotFoundError, PermissionError) as e:
+        except OSError as e:  # missing, not executable, not a program at all (Exec format error)
             return _not_started(e, time.monotonic() - start)
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -122,9 +128,10 @@ class System:
         master, slave = pty
         try:
             proc = subprocess.Popen(list(argv), env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
-                                    cwd=cwd)
+                                    cwd=cwd, start_new_session=True)
         finally:
             os.close(slave)
+        children.register(proc)
         lines, pending = [], b""
         try:
             while True:
@@ -143,6 +150,7 @@ class System:
                             lines.append(text)
         finally:
             os.close(master)
+            children.unregister(proc)
         rc = proc.wait()
         tail = ANSI.sub("", pending.decode(errors="replace")).strip()
         lines += [tail] if tail else []
@@ -272,8 +280,10 @@ class Job:
         self.result: Optional[Result] = None  # set once it has ended (or could not start)
         try:
             self.proc: Optional[subprocess.Popen] = subprocess.Popen(
-                argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True)
-        except (FileNotFoundError, PermissionError) as e:
+                argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True,
+                start_new_session=True)
+            children.register(self.proc)
+        except OSError as e:
             self.proc = None
             self.out.close()
             self.err.close()
@@ -300,10 +310,11 @@ class Job:
 
     def cancel(self) -> None:
         if self.result is None:
-            self.proc.kill()
+            children.kill_group(self.proc)
             self._collect(self.proc.wait(), "cancelled\n")
 
     def _collect(self, rc: int, note: str) -> Result:
+        children.unregister(self.proc)
         texts = []
         for f in (self.out, self.err):
             f.seek(0)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch_setup.errors import RecipeError
+from torch_setup.recipes import names
 from torch_setup.recipes.fields import FIELD_PLACEHOLDERS
 
 if sys.version_info >= (3, 11):
@@ -326,6 +327,7 @@ def load(extra_dirs: Sequence[Path] = ()) -> Recipes:
             for r in ids:
                 if r not in repos:
                     raise RecipeError(f"{p.origin}: platform {p.id!r}: repos {minor!r}: unknown repo {r!r}")
+        names.check_platform(p, repos)
     return Recipes(managers, tuple(platforms.values()), tuple(torch_python), repos, tuple(refusals.values()),
                    tuple(programs.values()))
 

@@ -49,5 +49,12 @@ def install_commands(facts: Facts, manager: "Manager", packages, refreshed: bool
 
 def expand_home(path: str, facts: Facts) -> str:
     """~ as the planned host's home (`plan --facts` may describe another box)."""
-    home = (facts.host.home or "/").rstrip("/")
-    return home + path[1:] if path == "~" or path.startswith("~/") else path
+    if not (path == "~" or path.startswith("~/")):
+        return path
+    if facts.host.home is not None and not facts.host.home.startswith("/"):
+        from torch_setup.errors import UsageError
+
+        raise UsageError(f"HOME is {facts.host.home!r}, not an absolute path: {path} (the venv, the caches) has no "
+                         "home to go in",
+                         hint="set HOME to an absolute path, or give --venv an absolute path")
+    return (facts.host.home or "/").rstrip("/") + path[1:]

@@ -1,0 +1,106 @@
+"""Two real torch-setup processes on one target: the second says who runs (pid, since when), waits, and fails
+with exit 13 past its timeout; the lock of a killed run is taken over; the host-wide package lock is one file."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fakehost
+from torch_setup import lock
+from torch_setup.errors import BusyError, ExitCode
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="flock and /proc")
+
+
+@pytest.fixture
+def fake(tmp_path):
+    host = fakehost.make(tmp_path)
+    yield host
+    fakehost.reap(host)
+
+
+def wait_for(predicate, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def started(host):
+    return host["pids"].exists() and host["pids"].read_text().strip()
+
+
+def second(host, timeout, seconds="0"):
+    env = dict(host["env"], TORCH_SETUP_LOCK_TIMEOUT=str(timeout), FAKE_UV_SECONDS=seconds)
+    return subprocess.run([sys.executable, "-m", "torch_setup", "install", "--yes", "--no-verify", *host["args"]],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_second_install_on_the_same_venv_is_refused_with_the_first_ones_pid(fake):
+    first = fakehost.start(fake)
+    try:
+        assert wait_for(lambda: started(fake)), first.communicate()
+        p = second(fake, 0.5)
+        assert p.returncode == ExitCode.BUSY == 13, p.stderr
+        assert f"another torch-setup is running on {fake['venv']} (pid {first.pid}, since " in p.stderr
+        assert "waiting up to 0.5 s" in p.stderr
+        assert "Traceback" not in p.stderr and "removed" not in p.stderr
+        assert os.path.isdir(fake["venv"])  # the first run's venv is not the second's to remove
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 143
+
+
+def test_the_second_waits_for_the_first_and_then_runs(fake):
+    first = fakehost.start(fake)
+    assert wait_for(lambda: started(fake)), first.communicate()
+    waiter = subprocess.Popen(
+        [sys.executable, "-m", "torch_setup", "install", "--yes", "--no-verify", *fake["args"]],
+        env=dict(fake["env"], TORCH_SETUP_LOCK_TIMEOUT="60", FAKE_UV_SECONDS="0"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert waiter.poll() is None  # it waits
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=30)
+    out, err = waiter.communicate(timeout=120)
+    assert waiter.returncode == 0, err
+    assert "waiting up to 60 s" in err and "ok: torch" in err
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(fake):
+    first = fakehost.start(fake)
+    assert wait_for(lambda: started(fake)), first.communicate()
+    first.kill()  # SIGKILL: no cleanup, the lock file stays
+    first.communicate(timeout=30)
+    fakehost.reap(fake)
+    assert os.listdir(fake["env"]["TORCH_SETUP_LOCK_DIR"])
+    p = second(fake, 0.5)
+    assert p.returncode == 0, p.stderr
+    assert "another torch-setup" not in p.stderr
+
+
+def test_two_processes_share_the_host_package_lock(tmp_path):
+    env = {"TORCH_SETUP_LOCK_DIR": str(tmp_path)}
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from torch_setup import lock\n"
+        f"with lock.hold(lock.packages_path({env!r}), 'pm', timeout=0):\n"
+        "    print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError) as e:
+            with lock.HostLock(dict(env, TORCH_SETUP_LOCK_TIMEOUT="0.3")).step():
+                pass
+        assert f"pid {holder.pid}" in e.value.message and "package manager" in e.value.message
+    finally:
+        holder.kill()
+        holder.wait()
+    with lock.HostLock(dict(env, TORCH_SETUP_LOCK_TIMEOUT="0.3")).step():
+        pass
