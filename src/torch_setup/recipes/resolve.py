@@ -49,8 +49,8 @@ def install_commands(facts: Facts, manager: "Manager", packages, refreshed: bool
 
 def expand_home(path: str, facts: Facts) -> str:
     """~ as the planned host's home (`plan --facts` may describe another box)."""
-    if not (path == "~" or path.startswith("~/")):
-        return path
+    if not (path == "~" or path.startswith("~/")) or facts.host.home == "~":
+        return path  # home "~": a host known from a log only (fixhost.py), whose home the plan shows as ~
     if facts.host.home is not None and not facts.host.home.startswith("/"):
         from torch_setup.errors import UsageError
 
