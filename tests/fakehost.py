@@ -4,6 +4,8 @@ wheel name for this interpreter's tags, and a clean environment (no pip configur
 runs as a real process, as an operator runs it."""
 from __future__ import annotations
 
+import pytest
+import time
 import os
 import subprocess
 import sys
@@ -71,3 +73,21 @@ def reap(host: dict) -> None:
         for pid in map(int, host["pids"].read_text().split()):
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(predicate, seconds=30.0):
+    """True once predicate() is, polling every 50 ms; False after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """A fake host (make) for one test, its processes reaped after it."""
+    host = make(tmp_path)
+    yield host
+    reap(host)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 
 import pytest
 
@@ -13,20 +12,8 @@ import fakehost
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process groups and /proc")
 
 
-@pytest.fixture
-def fake(tmp_path):
-    host = fakehost.make(tmp_path)
-    yield host
-    fakehost.reap(host)
-
-
-def wait_for(predicate, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+fake = fakehost.fake  # the fixture
+wait_for = fakehost.wait_for
 
 
 @pytest.mark.parametrize("sig, code, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM"),

@@ -17,20 +17,8 @@ from torch_setup.errors import BusyError, ExitCode
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="flock and /proc")
 
 
-@pytest.fixture
-def fake(tmp_path):
-    host = fakehost.make(tmp_path)
-    yield host
-    fakehost.reap(host)
-
-
-def wait_for(predicate, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+fake = fakehost.fake  # the fixture
+wait_for = fakehost.wait_for
 
 
 def started(host):
