@@ -30,8 +30,8 @@ from torch_setup.wheels.uv import UvWheel
 VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
-CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "ca", "openssl", "venv", "torch", "torch-cuda",
-             "disk", "index", "inductor-cache", "verified"]
+CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "packages", "ca", "openssl", "venv", "torch",
+             "torch-cuda", "disk", "index", "inductor-cache", "verified"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
 # The H200 device machine's driver (/sys/module/nvidia/version), and ldconfig -p with and without libcuda.

@@ -396,3 +396,17 @@ def uvtool_recipes():
     from torch_setup.recipes import load as recipes
 
     return recipes.load()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1/uv.whl", "file:///no/such/uv.whl"])
+def test_the_fetch_script_fails_in_one_line_without_a_traceback(tmp_path, url):
+    import subprocess
+    import sys
+
+    from torch_setup.wheels.uv import FETCH_SCRIPT
+
+    p = subprocess.run([sys.executable, "-c", FETCH_SCRIPT, url, "0" * 64, str(tmp_path / "uv")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+    assert p.stderr.startswith("uv wheel: cannot fetch or unpack it: URLError")

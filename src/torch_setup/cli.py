@@ -156,7 +156,8 @@ def _request(python: str, venv: Optional[str] = None, torch: str = "", break_sys
              python_from: Optional[str] = None, pytorch_index: Optional[str] = None) -> Request:
     return Request.parse(python=python, provider=python_from, venv=venv, torch=torch,
                          break_system_packages=break_system_packages, backend=torch_backend, with_=with_,
-                         index_url=index_url, find_links=find_links, pytorch_index=pytorch_index)
+                         index_url=index_url, find_links=find_links, pytorch_index=pytorch_index,
+                         env=os.environ)
 
 
 def _facts_for(system: System, request: Request, facts_file: Optional[str], rec):

@@ -109,6 +109,14 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
     else:
         out.append(Check("c-compiler", NA, "only Triton (GPU) needs a C compiler"))
         out.append(Check("libcuda", NA, "no NVIDIA GPU"))
+    broken = facts.host.interrupted_packages
+    repair_step = next((s for s in plan.todo if s.id == "package-repair"), None) if plan else None
+    out.append(Check("packages", PROBLEM if broken else OK,
+                     f"{len(broken)} package(s) half-installed by a stopped package manager: {', '.join(broken[:8])}"
+                     if broken else "no package half-installed (dpkg --audit clean)" if facts.package_manager == "apt"
+                     else "no half-installed package known",
+                     repair_step.id if repair_step else None,
+                     tuple(c.display() for c in repair_step.commands) if repair_step else ()))
     out.append(Check("ca", OK if facts.host.ca_bundle else PROBLEM,
                      "system CA bundle present" if facts.host.ca_bundle else
                      "no system CA bundle: pip in a venv of the system Python cannot verify HTTPS",

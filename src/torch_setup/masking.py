@@ -53,9 +53,15 @@ def _mask_rest(rest: str) -> str:
     return prefix + rest
 
 
+# `user:password@host` typed without a scheme (as in a mistyped --index-url): the password goes all the same.
+_BARE_USERINFO = re.compile(r"(?<![^\s'\"(=])([A-Za-z0-9._~%!$&*+,;=-]+):\S*@(?=[A-Za-z0-9\[])")
+
+
 def mask_text(text: str) -> str:
     """Mask every URL inside a free text: `https://user:pa(s)s@host/x?token=t` -> `https://user:***@host/x?token=***`,
     a lone `token@host` -> `***@host`. Text without URLs comes back unchanged; masking is idempotent."""
+    if text and "@" in text and ":" in text:
+        text = _BARE_USERINFO.sub(lambda m: m.group(0) if "://" in m.group(0) else f"{m.group(1)}:{MASK}@", text)
     if not text or "://" not in text:
         return text or ""
     out, pos = [], 0

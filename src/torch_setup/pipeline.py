@@ -93,21 +93,26 @@ def plan_host(request: Request, facts: Facts, recipes, *, online: bool = True, f
     read); None for facts of another host, whose local folders and files are not read here (a note says so)."""
     from torch_setup.planning import make as planning
     from torch_setup.planning import provide as provision
+    from torch_setup.planning import repair
 
     uv = resolve_uv(facts, recipes, request, fetch) if online else None
     prep = provision.prepare(facts, recipes, request, uv=uv)
     plan = provision.compose(prep, planning.make_plan(prep.facts, recipes, request, None, uv))  # refusals first
     choice = choose_torch(prep.facts, recipes, request, fetch, system) if online else None
-    return provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv)) if choice else plan
+    if choice:
+        plan = provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv))
+    return repair.add(plan, prep.facts, recipes)  # an interrupted apt first
 
 
 def assemble(request: Request, facts: Facts, recipes, *, choice=None, uv=None) -> "Plan":
     """plan_host without the indexes: the `choice` of torch and the `uv` wheel given (tests give them)."""
     from torch_setup.planning import make as planning
     from torch_setup.planning import provide as provision
+    from torch_setup.planning import repair
 
     prep = provision.prepare(facts, recipes, request, uv=uv)
-    return provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv))
+    return repair.add(provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv)),
+                      prep.facts, recipes)
 
 
 def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Optional[System] = None):

@@ -167,8 +167,13 @@ class Request:
     @classmethod
     def parse(cls, *, python: Optional[str] = "", provider: Optional[str] = None, venv: Optional[str] = None,
               torch: str = "", break_system_packages: bool = False, backend: str = "", with_: str = "",
-              index_url: Optional[str] = None, find_links=(), pytorch_index: Optional[str] = None) -> "Request":
-        """From the CLI's option values."""
+              index_url: Optional[str] = None, find_links=(), pytorch_index: Optional[str] = None,
+              env: Optional[Mapping[str, str]] = None) -> "Request":
+        """From the CLI's option values; `env`: this host's environment, whose HOME must be absolute where set."""
+        home = (env or {}).get("HOME")
+        if home is not None and not home.startswith("/"):
+            raise UsageError(f"HOME is {home!r}, not an absolute path: the venv and the caches have no home to go in",
+                             hint="set HOME to an absolute path (and --venv to one, or leave its default)")
         return cls(python=PythonRequest.parse(python), provider=provider, venv=venv or DEFAULT_VENV,
                    venv_given=venv is not None, torch=parse_torch_range(torch),
                    break_system_packages=break_system_packages, backend=backend or "", with_=parse_with(with_),

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Iterable, Optional, Tuple
 
 from torch_setup.facts.model import HostFacts, OsFacts
+from torch_setup.facts import packages
 from torch_setup.host.system import System
 
 CA_BUNDLES = (
@@ -109,6 +110,7 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         conda=system.which("conda") or system.which("mamba") or system.which("micromamba"),
         pyenv=system.which("pyenv"),
         openssl=system.which("openssl"),
+        interrupted_packages=packages.interrupted(system, pm),
     ), pm
 
 

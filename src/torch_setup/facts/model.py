@@ -47,6 +47,7 @@ class HostFacts:
     conda: Optional[str] = None  # conda, mamba or micromamba on PATH (--python-from conda, a conda env's compiler)
     pyenv: Optional[str] = None  # pyenv on PATH
     openssl: Optional[str] = None  # path of the openssl program on PATH (Inductor >= 2.8 runs it)
+    interrupted_packages: List[str] = field(default_factory=list)  # half-installed by a stopped apt (dpkg --audit)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ class Facts:
     def to_dict(self, masked: bool = True) -> Dict[str, Any]:
         """As JSON; `masked`: credentials in the configuration shown as ***, as in every other output."""
         data = dataclasses.asdict(self)
+        if not data["host"]["interrupted_packages"]:
+            del data["host"]["interrupted_packages"]  # shown only when there are some (facts of schema 2 as before)
         if masked:
             from torch_setup.masking import mask_text
 

@@ -130,6 +130,7 @@ def find(system: System, request: PythonRequest) -> Tuple[PythonFacts, TorchFact
             try:
                 py, torch, arch, libc = parse_probe(res.stdout, system.env)
             except (FactsError, KeyError, TypeError) as e:
+                _refuse_old_python(system, exe)
                 tried.append(f"{exe}: not a Python this probe understands ({getattr(e, 'message', e)})")
                 continue
             if request.accepts(py.version, py.free_threaded):

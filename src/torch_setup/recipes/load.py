@@ -68,6 +68,7 @@ class Manager:
     root: bool = True  # False: runs as the user (Homebrew refuses root; conda writes to the user's env)
     kind: str = "system"  # "system": the OS's package manager; "env": installs into an environment ({prefix})
     create: Tuple[str, ...] = ()  # env managers: make a new environment with {packages} at {prefix}
+    repair: Tuple[str, ...] = ()  # finishes what an interrupted run of the manager left half-installed
 
     def install_argv(self, packages: Sequence[str], **values: str) -> Tuple[str, ...]:
         return _expand(self.install, packages, values)
@@ -411,7 +412,7 @@ def _check_keys(f: Path, where: str, entry: dict, allowed: set) -> None:
 def _manager(f: Path, name: str, m: dict) -> Manager:
     where = f"manager {name!r}"
     _check_keys(f, where, m, {"binary", "install", "refresh", "refresh_max_age_s", "clean", "env", "source",
-                              "root", "kind", "create"})
+                              "root", "kind", "create", "repair"})
     kind = m.get("kind", "system")
     if kind not in MANAGER_KINDS:
         raise RecipeError(f"{f}: {where}: 'kind' must be one of {', '.join(MANAGER_KINDS)}")
@@ -442,6 +443,7 @@ def _manager(f: Path, name: str, m: dict) -> Manager:
                       allowed=FIELD_PLACEHOLDERS["manager refresh"]) or (),
         refresh_max_age_s=age, clean=clean, env=env,
         source=_need(f, where, m, "source", str), root=root, kind=kind, create=create,
+        repair=_need(f, where, m, "repair", list, required=False, allowed=FIELD_PLACEHOLDERS["manager refresh"]) or (),
     )
 
 

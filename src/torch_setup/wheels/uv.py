@@ -33,20 +33,27 @@ FETCH_SCRIPT = '''\
 """torch-setup: fetch the uv wheel, check its sha256, unpack the uv binary."""
 import hashlib, io, os, ssl, stat, sys, urllib.request, zipfile
 url, want, dest = sys.argv[1:4]
-ctx = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None)
-data = urllib.request.urlopen(url, timeout=120, context=ctx).read()
-got = hashlib.sha256(data).hexdigest()
-if got != want:
-    sys.exit("uv wheel: sha256 %s, expected %s" % (got, want))
-with zipfile.ZipFile(io.BytesIO(data)) as z:
-    name = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    tmp = dest + ".part"
-    with open(tmp, "wb") as f:
-        f.write(z.read(name))
-os.chmod(tmp, os.stat(tmp).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-os.replace(tmp, dest)
-print("uv unpacked to", dest)
+def fetch():
+    cafile = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    ctx = ssl.create_default_context(cafile=cafile)
+    data = urllib.request.urlopen(url, timeout=120, context=ctx).read()
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        sys.exit("uv wheel: sha256 %s, expected %s" % (got, want))
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        name = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        tmp = "%s.%d.part" % (dest, os.getpid())  # two runs at once never write one file (Text file busy)
+        with open(tmp, "wb") as f:
+            f.write(z.read(name))
+    os.chmod(tmp, os.stat(tmp).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.replace(tmp, dest)
+    print("uv unpacked to", dest)
+try:
+    fetch()
+except (OSError, ValueError, StopIteration, zipfile.BadZipFile) as e:  # one line, never a traceback
+    reason = getattr(e, "reason", None) or e
+    sys.exit("uv wheel: cannot fetch or unpack it: %s: %s" % (type(e).__name__, reason))
 '''
 
 
