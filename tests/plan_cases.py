@@ -68,8 +68,13 @@ def ran(facts: Facts, plan) -> Facts:
             py = dataclasses.replace(py, executable=venv + "/bin/python", prefix=venv, in_venv=True,
                                      externally_managed=False, base_executable=py.executable, user_site=None)
             torch = type(torch)()
-        elif "torch" in step.provides:
-            torch = dataclasses.replace(torch, version="2.15.0", location=py.prefix, in_user_site=False)
+        elif "torch" in step.provides:  # the build the plan chose, else one for the box's GPU (or the CPU)
+            chosen = plan.torch or {}
+            variant = chosen.get("variant") or ("cu132" if facts.accelerator.kind == "nvidia" else "cpu")
+            version = chosen.get("version") or "2.15.0"
+            cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
+            torch = dataclasses.replace(torch, version=f"{version}+{variant}", cuda=cuda, location=py.prefix,
+                                        in_user_site=False, arch_list=None)
         else:
             got = step.provides
             py = dataclasses.replace(py, has_headers=py.has_headers or "headers" in got,

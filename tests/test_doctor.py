@@ -3,7 +3,6 @@ each problem with the plan step that fixes it; `gather_extras` through a FakeSys
 runner with `pipeline.detect` patched; and one real `doctor --json` on this host."""
 from __future__ import annotations
 
-import dataclasses
 
 import os
 import subprocess
@@ -31,7 +30,7 @@ VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
 CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "packages", "ca", "openssl", "venv", "torch",
-             "torch-cuda", "disk", "index", "inductor-cache", "verified"]
+             "torch-cuda", "gpu-driver", "torch-gpu", "disk", "index", "inductor-cache", "verified"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
 # The H200 device machine's driver (/sys/module/nvidia/version), and ldconfig -p with and without libcuda.
@@ -214,9 +213,8 @@ def test_nvidia_without_libcuda_or_c_compiler(builtin_recipes):
 
 
 def test_nvidia_with_libcuda_and_a_c_compiler(builtin_recipes):
-    # torch.cuda None: the torch-cuda check is test_h200_with_the_captured_cuda_torch's business
+    # the captured venv's CUDA torch (a CPU one on an NVIDIA box is the torch-gpu check's problem)
     facts = nvidia("debian13-installed-venv", libcuda=LIBCUDA_LISTED, cc="/usr/bin/gcc")
-    facts = dataclasses.replace(facts, torch=dataclasses.replace(facts.torch, cuda=None))
     results, _ = run_checks(facts, builtin_recipes)
     assert results["libcuda"].status == doctor.OK
     assert results["c-compiler"].status == doctor.OK and "/usr/bin/gcc" in results["c-compiler"].message
@@ -233,7 +231,6 @@ def test_h200_with_the_captured_cuda_torch(builtin_recipes):
 
 def test_nvidia_libcuda_missing_blocks_even_when_the_rest_is_installed(builtin_recipes):
     facts = nvidia("debian13-installed-venv", libcuda=False, cc="/usr/bin/gcc")
-    facts = dataclasses.replace(facts, torch=dataclasses.replace(facts.torch, cuda=None))
     results, _ = run_checks(facts, builtin_recipes)
     assert doctor.blocking(results.values())
     assert [i for i, c in results.items() if c.status == doctor.PROBLEM] == ["libcuda"]

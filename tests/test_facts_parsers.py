@@ -350,7 +350,8 @@ def test_detect_nvidia_from_smi_alone():
 def test_detect_override_wins_over_everything():
     system = _nvidia_box(env={"TORCH_SETUP_CUDA_DRIVER": "550.54.15"})
     facts = accelerator.detect(system, "x86_64", "Linux")
-    assert facts == AcceleratorFacts(kind="nvidia", driver_version="550.54.15", source="TORCH_SETUP_CUDA_DRIVER")
+    assert facts == AcceleratorFacts(kind="nvidia", driver_version="550.54.15", source="TORCH_SETUP_CUDA_DRIVER",
+                                     driver_state="present")
     assert system.calls == []
 
 

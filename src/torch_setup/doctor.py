@@ -48,6 +48,8 @@ class Extras:
     notes: List[str] = field(default_factory=list)
     verified_at: Optional[float] = None  # the last passed verification of this Python on this box
     verified_holds: Optional[bool] = None  # ... and whether nothing it depends on changed since
+    verified_torch: Optional[str] = None  # the torch that verification ran with
+    torch_now: Optional[str] = None  # the torch installed now
 
 
 def _step(plan: Optional[Plan], need: str) -> Tuple[Optional[str], Tuple[str, ...]]:
@@ -142,6 +144,7 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                else "torch is not installed in this interpreter")
         out.append(Check("torch", PROBLEM, msg, *_step(plan, "torch")))
     out.append(_cuda_check(torch.cuda, acc))
+    out += _gpu_checks(facts, plan)
     out.append(_disk_check(torch.version, extras))
     if extras.index_url is None:
         out.append(Check("index", NA, "not checked"))
@@ -176,6 +179,10 @@ def _verified_check(extras: Extras) -> Check:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(extras.verified_at))
     if extras.verified_holds:
         return Check("verified", OK, f"torch.compile passed here at {when}; nothing it depends on changed since")
+    if extras.verified_torch and extras.torch_now and extras.verified_torch != extras.torch_now:
+        return Check("verified", WARN, f"torch.compile passed here at {when} with torch {extras.verified_torch}; "
+                     f"torch is {extras.torch_now} now: something replaced it since (a later pip install or uv "
+                     "sync)", advice="`torch-setup install` puts back a build for this box and compiles afresh")
     return Check("verified", WARN, f"torch.compile passed here at {when}, but something it depends on changed since "
                  "(interpreter, headers, torch, compiler, openssl, settings or the box)",
                  advice="`torch-setup install` (or verify) compiles afresh")
@@ -194,6 +201,32 @@ def _openssl_check(facts: Facts, recipes: Recipes, plan: Optional[Plan]) -> Chec
     return Check("openssl", PROBLEM, f"no openssl on PATH: {what} checksums its precompiled header with it, and "
                  "torch.compile fails with \"No such file or directory: 'openssl'\"", *pkg,
                  advice="" if pkg[0] else "install the openssl program (or put it on PATH)")
+
+
+def _gpu_checks(facts: Facts, plan: Optional[Plan]) -> List[Check]:
+    """The GPU driver (present, absent, too old) and the installed torch's build against every GPU on the box
+    (torchbuild.py): a CPU build on a GPU box or kernels missing for a GPU is a problem, fixed by the plan's
+    torch step (the build that covers every GPU, the previous venv kept)."""
+    from torch_setup import torchbuild
+
+    out = []
+    state = torchbuild.driver_state(facts)
+    if state.status == "none":
+        out.append(Check("gpu-driver", NA, "no NVIDIA GPU"))
+    else:
+        out.append(Check("gpu-driver", OK if state.status == "present" else WARN, state.message, advice=state.advice))
+    verdict = torchbuild.judge(facts)
+    if verdict is None:
+        out.append(Check("torch-gpu", NA, "no torch, or no GPU to judge it against"))
+    elif verdict.ok:
+        out.append(Check("torch-gpu", OK, verdict.message))
+    else:
+        fix = _step(plan, "torch")
+        rollback = next((s for s in plan.todo if s.id == "torch-rollback"), None) if plan else None
+        out.append(Check("torch-gpu", PROBLEM, verdict.message, *fix,
+                         advice=(rollback.why if rollback else "") or
+                         ("" if fix[0] else "install a torch built for these GPUs (torch-setup install)")))
+    return out
 
 
 def _cuda_check(cuda: Optional[str], acc) -> Check:
@@ -252,6 +285,7 @@ def gather_extras(system, facts: Facts, venv: str, check_index: bool = True, env
         last = record.last(system, facts, facts.python.executable)
         if last:
             ex.verified_at = last.get("when")
+            ex.verified_torch, ex.torch_now = last.get("torch"), facts.torch.version
             ex.verified_holds = record.lookup(system, facts, facts.python.executable, env or {}) is not None
     if check_index and not facts.torch.version:
         from torch_setup.wheels.indexes import PYPI, configured, mask

@@ -9,6 +9,7 @@ import re
 from dataclasses import replace
 from typing import List, Optional, Tuple
 
+from torch_setup.facts import gpus
 from torch_setup.facts.model import AcceleratorFacts
 from torch_setup.host.system import System
 
@@ -64,12 +65,19 @@ def parse_ldconfig_libcuda(text: str) -> bool:
 
 
 def detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
+    """The accelerator and every physical GPU (facts/gpus.py). An NVIDIA card without a driver is kind nvidia
+    with driver_state "absent": the plan says what that means, rather than planning a CPU box silently."""
     env = system.env
+    devices = gpus.scan_pci(system) if system_name == "Linux" else []
     override = env.get("TORCH_SETUP_CUDA_DRIVER")
     if override:
-        return AcceleratorFacts(kind="nvidia", driver_version=override, source="TORCH_SETUP_CUDA_DRIVER")
+        return AcceleratorFacts(kind="nvidia", driver_version=override, source="TORCH_SETUP_CUDA_DRIVER",
+                                devices=devices, driver_state="present",
+                                compute_capability=gpus.lowest_cc(devices),
+                                gpus=[d.name for d in devices if d.vendor == "nvidia" and d.name])
     if env.get("TORCH_SETUP_ROCM_GFX"):
-        return AcceleratorFacts(kind="rocm", gfx=env["TORCH_SETUP_ROCM_GFX"], source="TORCH_SETUP_ROCM_GFX")
+        return AcceleratorFacts(kind="rocm", gfx=env["TORCH_SETUP_ROCM_GFX"], source="TORCH_SETUP_ROCM_GFX",
+                                devices=devices)
     facts = None
     text = system.read_text("/sys/module/nvidia/version")
     if text and parse_sys_module_version(text):
@@ -78,19 +86,39 @@ def detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
         text = system.read_text("/proc/driver/nvidia/version")
         if text and parse_proc_driver_version(text):
             facts = AcceleratorFacts("nvidia", parse_proc_driver_version(text), "/proc/driver/nvidia/version")
-    smi = system.run(["nvidia-smi", "--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"],
-                     timeout=20)
-    if smi.ok:
-        driver, names, cap = parse_nvidia_smi_csv(smi.stdout)
-        if driver:
-            facts = replace(facts or AcceleratorFacts("nvidia", driver, "nvidia-smi"), gpus=names,
-                            compute_capability=cap)
+    smi_rows: list = []
+    if facts is not None or any(d.vendor == "nvidia" for d in devices) or not devices:
+        smi = system.run(["nvidia-smi", "--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"],
+                         timeout=20)
+        if smi.ok:
+            smi_rows = gpus.parse_smi_rows(smi.stdout)
+            driver, names, cap = parse_nvidia_smi_csv(smi.stdout)
+            if driver:
+                facts = replace(facts or AcceleratorFacts("nvidia", driver, "nvidia-smi"), gpus=names,
+                                compute_capability=cap)
+    kfd = gpus.kfd_gfx(system) if any(d.vendor == "amd" for d in devices) or not devices else []
+    rocm_gfx = None
+    if facts is None and not kfd and (any(d.vendor == "amd" for d in devices) or not devices):
+        rocm = system.run(["rocm_agent_enumerator"], timeout=20)
+        rocm_gfx = parse_rocm_agents(rocm.stdout) if rocm.ok else None
+    devices = gpus.merge(devices, smi_rows, kfd, rocm_gfx)
     if facts is not None:
         ld = system.run(["/sbin/ldconfig", "-p"], timeout=20)
-        return replace(facts, libcuda=parse_ldconfig_libcuda(ld.stdout) if ld.ok else None)
-    rocm = system.run(["rocm_agent_enumerator"], timeout=20)
-    if rocm.ok and parse_rocm_agents(rocm.stdout):
-        return AcceleratorFacts(kind="rocm", gfx=parse_rocm_agents(rocm.stdout), source="rocm_agent_enumerator")
+        return replace(facts, libcuda=parse_ldconfig_libcuda(ld.stdout) if ld.ok else None, devices=devices,
+                       driver_state="present", compute_capability=gpus.lowest_cc(devices) or facts.compute_capability)
+    nvidia = [d for d in devices if d.vendor == "nvidia"]
+    if nvidia:
+        bound = sorted({d.kernel_driver for d in nvidia if d.kernel_driver})
+        return AcceleratorFacts("nvidia", None, "PCI " + ", ".join(d.pci for d in nvidia)
+                                + (f" (kernel driver: {', '.join(bound)})" if bound else " (no kernel driver)"),
+                                devices=devices, driver_state="absent")
+    amd = sorted({d.gfx for d in devices if d.vendor == "amd" and d.gfx})
+    if amd:
+        source = "KFD topology" if kfd else "rocm_agent_enumerator"
+        return AcceleratorFacts(kind="rocm", gfx=amd[0], source=source, devices=devices)
+    if any(gpus.is_xpu(d) for d in devices):
+        return AcceleratorFacts(kind="xpu", source="PCI " + ", ".join(d.pci for d in devices if gpus.is_xpu(d)),
+                                devices=devices)
     if system_name == "Darwin" and machine == "arm64":
         return AcceleratorFacts(kind="mps", source="Apple silicon")
-    return AcceleratorFacts()
+    return AcceleratorFacts(devices=devices)

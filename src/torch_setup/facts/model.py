@@ -91,14 +91,29 @@ class CompilerFacts:
 
 
 @dataclass(frozen=True)
+class GpuDevice:
+    """One physical GPU: a PCI display/3D controller (facts/gpus.py), with what the vendor's tools add."""
+    vendor: str  # nvidia, amd, intel
+    pci: str = ""  # 0000:01:00.0 ("" when only nvidia-smi saw it)
+    device_id: str = ""  # PCI device id, 0x1b80
+    pci_class: str = ""  # 0x030000 (VGA), 0x030200 (3D), 0x038000 (display)
+    kernel_driver: Optional[str] = None  # the kernel driver bound to it (nvidia, nouveau, amdgpu, i915, xe) or None
+    name: str = ""  # from nvidia-smi
+    compute_capability: Optional[str] = None  # NVIDIA, from nvidia-smi: "6.1"
+    gfx: Optional[str] = None  # AMD, from the KFD topology or rocm_agent_enumerator: "gfx942"
+
+
+@dataclass(frozen=True)
 class AcceleratorFacts:
-    kind: str = "none"  # nvidia, rocm, mps, none
+    kind: str = "none"  # nvidia, rocm, xpu, mps, none
     driver_version: Optional[str] = None
     source: Optional[str] = None  # which probe said so
     gpus: List[str] = field(default_factory=list)
     compute_capability: Optional[str] = None  # lowest of the GPUs, "9.0"
     gfx: Optional[str] = None  # ROCm architecture
     libcuda: Optional[bool] = None  # libcuda.so listed by ldconfig -p (NVIDIA only)
+    devices: List[GpuDevice] = field(default_factory=list)  # every physical GPU (PCI scan), whatever is visible
+    driver_state: Optional[str] = None  # NVIDIA: present (a driver version was read), absent (a card, no driver)
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,10 @@ class TorchFacts:
     location: Optional[str] = None
     in_user_site: bool = False
     triton: Optional[str] = None
+    hip: Optional[str] = None  # ROCm (HIP) version of a ROCm build, None otherwise
+    xpu: Optional[str] = None  # a build for Intel GPUs
+    arch_list: Optional[List[str]] = None  # torch._C._cuda_getArchFlags(), read from the installed build's
+    #                                        libtorch_python.so without importing torch; None: not read
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,10 @@ class Facts:
         data = dataclasses.asdict(self)
         if not data["host"]["interrupted_packages"]:
             del data["host"]["interrupted_packages"]  # shown only when there are some (facts of schema 2 as before)
+        for part, key in (("accelerator", "devices"), ("accelerator", "driver_state"), ("torch", "hip"),
+                          ("torch", "xpu"), ("torch", "arch_list")):
+            if data[part][key] in (None, []):
+                del data[part][key]  # the GPU facts, likewise: only when there are some
         if masked:
             from torch_setup.masking import mask_text
 

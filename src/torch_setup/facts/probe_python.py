@@ -39,15 +39,45 @@ def _dist(name):
     return None, None
 
 
+def arch_flags(path):
+    """What torch._C._cuda_getArchFlags() returns ('sm_75 sm_80 ... sm_120', 'gfx90a gfx942 ...'), read from the
+    string torch compiles into libtorch_python.so, without importing torch (seconds) or initialising CUDA (which
+    torch.cuda.get_arch_list() needs, and which gives [] on a box without a GPU: pytorch/pytorch#80498)."""
+    import re
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (OSError, IOError):
+        return None
+    for token, pattern in ((b" sm_", rb"((?:sm|compute)_[0-9]+[af]?(?: (?:sm|compute)_[0-9]+[af]?)+)$"),
+                           (b" gfx", rb"(gfx[0-9a-f]+[a-z+:-]*(?: gfx[0-9a-f]+[a-z+:-]*)+)$")):
+        i = data.find(token)
+        while i != -1:
+            end = data.find(b"\0", i)
+            if end == -1:
+                break
+            m = re.search(pattern, data[max(0, i - 24):end])
+            if m:
+                return m.group(1).decode("ascii")
+            i = data.find(token, end)
+    return None
+
+
 def _torch():
     version, root = _dist("torch")
     if not version:
         return None
+    version_py = _read(os.path.join(root, "torch", "version.py"))
+    gpu_build = version_py is not None and any(
+        line.split("=", 1)[-1].strip() not in ("None", "") for line in version_py.splitlines()
+        if line.startswith(("cuda", "hip")))
     return {
         "version": version,
         "location": root,
-        "version_py": _read(os.path.join(root, "torch", "version.py")),
+        "version_py": version_py,
         "triton": _dist("triton")[0] or _dist("pytorch-triton")[0],
+        "arch_flags": arch_flags(os.path.join(root, "torch", "lib", "libtorch_python.so")) if gpu_build else None,
     }
 
 

@@ -94,6 +94,11 @@ def parse_torch(raw: Optional[dict], user_site: Optional[str]) -> TorchFacts:
     version = m.group(1) if m else raw.get("version")
     m = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([\d.]+)['\"]", version_py, re.M)
     cuda = m.group(1) if m else None
+    m = re.search(r"^hip\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
+    hip = m.group(1) if m else None
+    m = re.search(r"^xpu\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", version_py, re.M)
+    xpu = m.group(1) if m else None
+    flags = raw.get("arch_flags")
     location = raw.get("location")
     return TorchFacts(
         version=version,
@@ -101,6 +106,9 @@ def parse_torch(raw: Optional[dict], user_site: Optional[str]) -> TorchFacts:
         location=location,
         in_user_site=bool(user_site and location and os.path.normpath(location) == os.path.normpath(user_site)),
         triton=raw.get("triton"),
+        hip=hip,
+        xpu=xpu,
+        arch_list=flags.split() if isinstance(flags, str) and flags.strip() else None,
     )
 
 

@@ -71,7 +71,20 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
 
 
 def needs_torch(facts: Facts, recipes: Recipes, request: Request) -> bool:
-    return not (torch_usable(facts, recipes) and not request.torch)
+    """No torch, one torch.compile does not support here, a --torch range, or one that cannot use the GPUs."""
+    return not (torch_usable(facts, recipes) and not request.torch) or repair_needed(facts) is not None
+
+
+def repair_needed(facts: Facts):
+    """The torchbuild.Verdict when the installed torch cannot use the box's GPUs (a CPU build on a CUDA box,
+    kernels missing for a GPU), else None."""
+    from torch_setup import torchbuild
+
+    verdict = torchbuild.judge(facts)
+    return verdict if verdict is not None and not verdict.ok else None
+
+
+ROLLBACK_SUFFIX = ".torch-setup-previous"  # the venv as it was before torch-setup replaced its torch
 
 
 def uses_venv(facts: Facts, recipes: Recipes, request: Request) -> bool:
@@ -170,9 +183,15 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
             if py.externally_managed or system_owned else "--venv asks for one", after, venv,
             provides=frozenset({"environment"}),
         ))
+    repair = repair_needed(facts) if facts.torch.version else None
     if keep_torch:
+        from torch_setup import torchbuild
+
+        verdict = torchbuild.judge(facts)
         steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
-                          f"torch {facts.torch.version} supports torch.compile on Python {py.minor}: kept",
+                          f"torch {facts.torch.version} supports torch.compile on Python {py.minor}"
+                          + (" and has kernels for every GPU" if verdict is not None and verdict.ok
+                             and facts.accelerator.kind == "nvidia" else "") + ": kept",
                           provides=frozenset({"torch"})))
     else:
         args = tuple(choice.install_args(uv=bool(uv_path))) if choice else (requirement,)
@@ -187,6 +206,19 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         why = (f"torch {facts.torch.version} does not support torch.compile on Python {py.minor}"
                if facts.torch.version else "no torch in the target")
         after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
+        if repair is not None:
+            why = repair.message + "; replaced by a build with kernels for every GPU"
+            if py.in_venv and py.prefix and not use_venv:
+                keep = py.prefix.rstrip("/") + ROLLBACK_SUFFIX
+                steps.append(Step(
+                    "torch-rollback", f"Keep the environment as it is in {keep}", "todo",
+                    (Command(("sh", "-c", 'rm -rf "$2" && cp -a "$1" "$2"', "sh", py.prefix, keep)),), False,
+                    f"torch {facts.torch.version} is replaced: the venv as it was stays in {keep} (to roll back: "
+                    f"rm -rf {py.prefix} && mv {keep} {py.prefix})"))
+                after = after + ("torch-rollback",)
+            else:
+                notes.append(f"torch {facts.torch.version} is replaced in {py.prefix}; to go back: pip install "
+                             f"torch=={facts.torch.version} from the index it came from")
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
         command = resolve.root_command(argv, ca_env, facts) if as_root else Command(argv, ca_env)
         steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after,

@@ -117,8 +117,8 @@ def _tier(ctx: Ctx, variant: Optional[str], public: Version) -> Optional[int]:
     if variant in p.preferred:
         if p.check_kernels and p.cc is not None:
             rows = ctx.table.kernels_for(variant, public, ctx.target.arch)
-            if rows and not any(k.covers(p.cc) for k in rows):
-                return None
+            if rows and not any(all(k.covers(c) for c in (p.ccs or (p.cc,))) for k in rows):
+                return None  # kernels for every GPU on the box, not just the lowest
         return 0
     return 1 if p.any_build_runs else None
 

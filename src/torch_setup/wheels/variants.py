@@ -126,6 +126,7 @@ class Policy:
     skip_pytorch_index: bool = False  # macOS: PyPI's wheels are the ones (with MPS)
     check_kernels: bool = False
     cc: Optional[Tuple[int, int]] = None
+    ccs: Tuple[Tuple[int, int], ...] = ()  # every GPU's capability: a build must have kernels for each
     reasons: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
 
@@ -134,9 +135,18 @@ def _cc_text(cc: Tuple[int, int]) -> str:
     return f"{cc[0]}.{cc[1]}"
 
 
-def _covers_any(table: Table, v: Variant, cc: Tuple[int, int], arch: str) -> bool:
+def _covers_any(table: Table, v: Variant, cc, arch: str) -> bool:
+    """Some torch of this variant has kernels for `cc` (one capability, or a tuple of them: for all)."""
+    ccs = cc if cc and isinstance(cc[0], tuple) else (cc,)
     rows = table.kernels_for(v.name, None, arch)
-    return not rows or any(k.covers(cc) for k in rows)
+    return not rows or any(all(k.covers(c) for c in ccs) for k in rows)
+
+
+def _all_ccs(acc) -> Tuple[Tuple[int, int], ...]:
+    caps = {d.compute_capability for d in getattr(acc, "devices", ()) if d.vendor == "nvidia" and d.compute_capability}
+    if acc.compute_capability:
+        caps.add(acc.compute_capability)
+    return tuple(sorted(_cc(c) for c in caps))
 
 
 def wanted(facts, table: Table, target: Target, backend: str, env: Mapping[str, str]) -> Policy:
@@ -170,8 +180,16 @@ def _auto(facts, table: Table, target: Target, cc) -> Policy:
     acc = facts.accelerator
     if target.system == "darwin":
         return _cpu("macOS: PyPI's torch is the build to use (on Apple silicon it includes the MPS backend)", target)
+    if acc.kind == "nvidia" and (acc.driver_state == "absent" or not acc.driver_version) and \
+            any(d.vendor == "nvidia" for d in getattr(acc, "devices", ())):
+        return _no_driver(table, target, acc)
     if acc.kind == "nvidia":
         return _auto_nvidia(table, target, acc, cc)
+    if acc.kind == "xpu":
+        xpu = table.variant("xpu")
+        if xpu is not None and target.platform_key in xpu.platforms:
+            return Policy("xpu", ("xpu",), reasons=[f"Intel GPU ({acc.source or 'detected'}): the XPU build "
+                                                    "(https://download.pytorch.org/whl/xpu)"])
     if acc.kind == "rocm" and acc.gfx:
         fits = [v for v in table.variants
                 if v.kind == "rocm" and acc.gfx in v.gfx and target.platform_key in v.platforms]
@@ -210,16 +228,43 @@ def _auto_nvidia(table: Table, target: Target, acc, cc) -> Policy:
                f"(CUDA {runnable[0].cuda.major}.x needs driver >= {runnable[0].driver_text(target.system)}: NVIDIA "
                "CUDA release notes, Table 2)"]
     fits = runnable
+    ccs = _all_ccs(acc)
     if cc is not None:
-        fits = [v for v in runnable if _covers_any(table, v, cc, target.arch)]
-        gpus = f" (the lowest of {len(acc.gpus)} GPUs)" if len(acc.gpus) > 1 else ""
+        fits = [v for v in runnable if _covers_any(table, v, ccs or (cc,), target.arch)]
+        shown = ", ".join(_cc_text(c) for c in ccs) if len(ccs) > 1 else _cc_text(cc)
+        gpus = f" (the lowest of {len(acc.gpus)} GPUs)" if len(acc.gpus) > 1 and len(ccs) <= 1 else ""
+        what = f"compute capabilities {shown} (every GPU)" if len(ccs) > 1 else f"compute capability {shown}{gpus}"
         dropped = [v.name for v in runnable if v not in fits]
         if not fits:
-            return _cpu(f"GPU compute capability {_cc_text(cc)}{gpus} has kernels in no CUDA build this driver runs",
-                        target, f"no CUDA torch build has kernels for compute capability {_cc_text(cc)}: chose cpu")
-        text = f"compute capability {_cc_text(cc)}{gpus} has kernels in {', '.join(v.name for v in fits)}"
+            return _cpu(f"GPU {what} has kernels in no CUDA build this driver runs",
+                        target, f"no CUDA torch build has kernels for {what}: chose cpu")
+        text = f"{what} has kernels in {', '.join(v.name for v in fits)}"
         reasons.append(text + (f"; not in {', '.join(dropped)}" if dropped else ""))
-    return Policy("cuda", tuple(v.name for v in fits), check_kernels=cc is not None, cc=cc, reasons=reasons)
+    return Policy("cuda", tuple(v.name for v in fits), check_kernels=cc is not None, cc=cc, ccs=ccs or
+                  ((cc,) if cc else ()), reasons=reasons)
+
+
+def _no_driver(table: Table, target: Target, acc) -> Policy:
+    """An NVIDIA card with no driver loaded: torch-setup installs no driver. The plan takes the CUDA builds a
+    current driver (>= 580, what one installs today) runs, so torch uses the GPU once the driver is in; without
+    one it runs on the CPU meanwhile. The capability is unknown without the driver (nvidia-smi): a card older
+    than Turing (sm_75) needs --torch-backend cu126."""
+    cudas = sorted((v for v in table.variants if v.kind == "cuda" and target.platform_key in v.platforms),
+                   key=lambda v: v.cuda, reverse=True)
+    floors = [f for f in (v.driver_for(target.system) for v in cudas) if f is not None]
+    newest_floor = max(floors) if floors else None
+    fits = [v for v in cudas if v.driver_for(target.system) == newest_floor]
+    cards = [d for d in acc.devices if d.vendor == "nvidia"]
+    where = ", ".join(f"{d.pci} ({d.device_id})" if d.pci else d.device_id for d in cards)
+    reason = (f"NVIDIA GPU(s) on the PCI bus ({where}) with no NVIDIA driver loaded: the CUDA builds a current "
+              f"driver (>= {newest_floor}) runs ({', '.join(v.name for v in fits)}), so torch uses the GPU once the "
+              "driver is installed; until then it runs on the CPU")
+    warning = (f"NVIDIA GPU at {where} has no driver loaded. torch-setup installs no GPU driver: install NVIDIA's "
+               f"driver (>= {newest_floor}; Debian/Ubuntu: nvidia-driver or nvidia-open) and reboot. Its compute "
+               "capability is unknown until then: for a card older than Turing (sm_75) use --torch-backend cu126")
+    p = Policy("cuda", tuple(v.name for v in fits), reasons=[reason])
+    p.warnings.append(warning)
+    return p
 
 
 def _explicit(table: Table, target: Target, name: str, cc, acc) -> Policy:
