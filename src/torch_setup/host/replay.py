@@ -21,6 +21,30 @@ def command_key(argv: Sequence[str]) -> str:
 
 
 
+def pci_sysfs(lspci: str, domain: str = "0000") -> tuple:
+    """The /sys/bus/pci/devices files (class, vendor, device) and `driver` links that a captured `lspci -nn` or
+    `lspci -nnk` listing describes, for a FakeSystem: lspci reads exactly these (its class [0300] is the top 16 bits
+    of the class file's 0x030000). Returns (files, links)."""
+    import re
+
+    files: Dict[str, str] = {}
+    links: Dict[str, str] = {}
+    current = None
+    for line in lspci.splitlines():
+        m = re.match(r"^(?:([0-9a-f]{4}):)?([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) .*?\[([0-9a-f]{4})\]: .*"
+                     r"\[([0-9a-f]{4}):([0-9a-f]{4})\]", line.strip())
+        if m:
+            current = f"/sys/bus/pci/devices/{m.group(1) or domain}:{m.group(2)}"
+            files[current + "/class"] = f"0x{m.group(3)}00\n"
+            files[current + "/vendor"] = f"0x{m.group(4)}\n"
+            files[current + "/device"] = f"0x{m.group(5)}\n"
+            continue
+        k = re.match(r"^\s+Kernel driver in use: (\S+)", line)
+        if k and current:
+            links[current + "/driver"] = f"/sys/bus/pci/drivers/{k.group(1)}"
+    return files, links
+
+
 @dataclass
 class FakeSystem(System):
     """A host replayed from captured output: files and command results; anything not listed is missing."""
