@@ -92,9 +92,10 @@ def test_kfd_target_versions(value, gfx):
 
 
 def test_intel_arc_is_an_xpu_and_integrated_graphics_is_not():
+    # an Arc B580: "xe 0000:03:00.0: [drm] Found BATTLEMAGE (device ID e20b)" (geerlingguy/raspberry-pi-pcie-devices#695)
     arc = {"/sys/bus/pci/devices/0000:03:00.0/class": "0x030000\n",
            "/sys/bus/pci/devices/0000:03:00.0/vendor": "0x8086\n",
-           "/sys/bus/pci/devices/0000:03:00.0/device": "0xe20b\n"}  # BATTLEMAGE e20b (geerlingguy/raspberry-pi-pcie-devices#695)
+           "/sys/bus/pci/devices/0000:03:00.0/device": "0xe20b\n"}
     assert accelerator.detect(FakeSystem(files=arc), "x86_64", "Linux").kind == "xpu"
     igpu = {k.replace("03:00.0", "00:02.0"): v.replace("0xe20b", "0x9b41") for k, v in arc.items()}
     acc = accelerator.detect(FakeSystem(files=igpu), "x86_64", "Linux")
