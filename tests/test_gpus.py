@@ -92,7 +92,8 @@ def test_kfd_target_versions(value, gfx):
 
 
 def test_intel_arc_is_an_xpu_and_integrated_graphics_is_not():
-    # an Arc B580: "xe 0000:03:00.0: [drm] Found BATTLEMAGE (device ID e20b)" (geerlingguy/raspberry-pi-pcie-devices#695)
+    # an Arc B580: "xe 0000:03:00.0: [drm] Found BATTLEMAGE (device ID e20b)"
+    # (geerlingguy/raspberry-pi-pcie-devices#695)
     arc = {"/sys/bus/pci/devices/0000:03:00.0/class": "0x030000\n",
            "/sys/bus/pci/devices/0000:03:00.0/vendor": "0x8086\n",
            "/sys/bus/pci/devices/0000:03:00.0/device": "0xe20b\n"}
