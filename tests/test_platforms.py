@@ -199,13 +199,13 @@ def test_free_threaded_from_uv(builtin_recipes):
     plan = plan_for(facts("debian-13"), builtin_recipes, OPTS, python="3.13t")
     assert lines(plan)[2] == (f"python: {UVT}/bin/uv python install 3.13t && "
                               f"{UVT}/bin/uv venv --seed --allow-existing --python 3.13t {V}")
-    assert lines(plan)[-1].endswith(" 'torch>=2.6,<=2.11.99'")  # torch.toml: cp313t wheels stop at 2.11
+    assert lines(plan)[-1].endswith(" 'torch>=2.6,<=2.12.99'")  # torch.toml: cp313t wheels stop at 2.12
 
 
 @pytest.mark.parametrize("minor,provider,words", [
     ("3.13t", "system", "cannot provide the free-threaded"),
-    ("3.14t", None, "no torch release supports torch.compile on Python 3.14t"),
-    ("3.15", None, "no torch release supports torch.compile on Python 3.15"),
+    ("3.16t", None, "no torch release supports torch.compile on Python 3.16t"),
+    ("3.16", None, "no torch release supports torch.compile on Python 3.16"),
 ])
 def test_python_steps_refuse_what_they_cannot_give(builtin_recipes, minor, provider, words):
     with pytest.raises(UnsupportedError, match=words) as e:

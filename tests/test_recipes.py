@@ -37,9 +37,9 @@ def test_builtin_torch_rows(builtin_recipes):
     rows = {(t.python, t.free_threaded): t for t in builtin_recipes.torch_python}
     assert rows[("3.13", False)].min_torch == "2.6"
     ft = rows[("3.13", True)]
-    assert (ft.min_torch, ft.max_torch, ft.min_python) == ("2.6", "2.11", "3.13.3")
+    assert (ft.min_torch, ft.max_torch, ft.min_python) == ("2.6", "2.12", "3.13.3")
     assert builtin_recipes.torch_for("3.8", False) is None
-    assert builtin_recipes.torch_for("3.15", False) is None
+    assert builtin_recipes.torch_for("3.16", False) is None
 
 
 @pytest.mark.parametrize("os_file,want", [

@@ -42,13 +42,13 @@ CASES = {
     "macos-before-14": (lambda: facts("macos-14-homebrew", **{"os.version": "13.6.9"}),
                         ["macOS 14 or later", "macOS 13.6.9", "2.11"], ["upgrade to macOS 14"]),
     "not-cpython": (lambda: facts("debian-13", **{"python.implementation": "pypy"}),
-                    ["needs CPython", "/usr/bin/python3 is pypy"], ["--python 3.14"]),
-    "python-without-torch-compile": (lambda: facts("debian-13", **{"python.version": "3.15.0"}),
-                                     ["no torch release supports torch.compile on Python 3.15"],
-                                     ["from 3.9 to 3.14", "--python 3.14"]),
+                    ["needs CPython", "/usr/bin/python3 is pypy"], ["--python 3.15"]),
+    "python-without-torch-compile": (lambda: facts("debian-13", **{"python.version": "3.16.0"}),
+                                     ["no torch release supports torch.compile on Python 3.16"],
+                                     ["from 3.9 to 3.15", "--python 3.15"]),
     "free-threaded-without-torch-compile": (
-        lambda: facts("debian-testing", **{"python.free_threaded": True}),
-        ["free-threaded Python 3.14t"], ["regular (GIL) build of Python 3.14", "--python 3.14"]),
+        lambda: facts("debian-testing", **{"python.free_threaded": True, "python.version": "3.12.8"}),
+        ["free-threaded Python 3.12t"], ["regular (GIL) build of Python 3.12", "--python 3.12"]),
     "free-threaded-too-old": (
         lambda: facts("debian-13", **{"python.free_threaded": True, "python.version": "3.13.2"}),
         ["Python 3.13t needs CPython >= 3.13.3", "this is 3.13.2"], ["3.13.3 or later"]),
@@ -131,8 +131,8 @@ def test_a_refused_default_python_does_not_stop_providing_another(builtin_recipe
 
 def test_the_plan_refuses_through_the_same_entries(builtin_recipes):
     with pytest.raises(UnsupportedError) as e:
-        plan_for(facts("debian-13", **{"python.version": "3.15.1"}), builtin_recipes, Request())
-    assert e.value.message == "no torch release supports torch.compile on Python 3.15"
+        plan_for(facts("debian-13", **{"python.version": "3.16.1"}), builtin_recipes, Request())
+    assert e.value.message == "no torch release supports torch.compile on Python 3.16"
 
 
 def test_a_site_can_add_a_refusal(tmp_path):

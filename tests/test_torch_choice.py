@@ -47,7 +47,7 @@ DRIVERS = {
     "none": {"files": {}, "smi": None},
 }
 PYTHONS = {"3.10": ("3.10.14", False), "3.13": ("3.13.5", False), "3.13t": ("3.13.5", True),
-           "3.14": ("3.14.0", False), "3.15": ("3.15.0", False), "3.13.1t": ("3.13.1", True)}
+           "3.14": ("3.14.0", False), "3.15": ("3.15.0", False), "3.16": ("3.16.0", False), "3.13.1t": ("3.13.1", True)}
 
 
 def make_facts(driver="none", python="3.13", where="linux-x86_64", glibc="2.36", macos="14.5", gfx=None,
@@ -156,23 +156,23 @@ CASES = [
     # H200, driver 580.159.03, compute capability 9.0: every CUDA build runs; the newest torch, then newest CUDA.
     ("h200", "3.10", "linux-x86_64", "cu132", PT + "/cu132", "2.14.1"),  # 2.15 needs Python >= 3.11
     ("h200", "3.13", "linux-x86_64", "cu132", PT + "/cu132", "2.15.0"),
-    # 3.13t compile: torch <= 2.11; cu132 starts 2.12
-    ("h200", "3.13t", "linux-x86_64", "cu130", PT + "/cu130", "2.11.0"),
+    # 3.13t: cp313t wheels up to 2.12.0 (PyPI); cu132 starts 2.12, so 2.12.0 from cu132
+    ("h200", "3.13t", "linux-x86_64", "cu132", PT + "/cu132", "2.12.0"),
     ("h200", "3.14", "linux-x86_64", "cu132", PT + "/cu132", "2.15.0"),
     # Two GPUs, the lower one a V100 (sm_70): no kernels in cu130/cu132 or in cu128 from 2.11 -> cu126.
     ("multi", "3.10", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
     ("multi", "3.13", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    ("multi", "3.13t", "linux-x86_64", "cu126", PT + "/cu126", "2.11.0"),
+    ("multi", "3.13t", "linux-x86_64", "cu126", PT + "/cu126", "2.12.0"),
     ("multi", "3.14", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
     # Driver 535 (CUDA 12 only), capability unknown: CUDA 13 builds are out.
     ("r535", "3.10", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
     ("r535", "3.13", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    ("r535", "3.13t", "linux-x86_64", "cu128", PT + "/cu128", "2.11.0"),  # tie on 2.11.0: the newer CUDA
+    ("r535", "3.13t", "linux-x86_64", "cu126", PT + "/cu126", "2.12.0"),  # cu128 ends at 2.11
     ("r535", "3.14", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
     # No GPU: the CPU index.
     ("none", "3.10", "linux-x86_64", "cpu", PT + "/cpu", "2.14.1"),
     ("none", "3.13", "linux-x86_64", "cpu", PT + "/cpu", "2.15.0"),
-    ("none", "3.13t", "linux-x86_64", "cpu", PT + "/cpu", "2.11.0"),
+    ("none", "3.13t", "linux-x86_64", "cpu", PT + "/cpu", "2.12.0"),
     ("none", "3.14", "linux-x86_64", "cpu", PT + "/cpu", "2.15.0"),
     ("none", "3.13", "linux-aarch64", "cpu", PT + "/cpu", "2.15.0"),
     ("h200", "3.13", "linux-aarch64", "cu132", PT + "/cu132", "2.15.0"),  # a GH200
@@ -180,7 +180,7 @@ CASES = [
     # Apple silicon: PyPI's wheels (with MPS); macOS >= 14 for current torch.
     ("none", "3.10", "darwin-arm64", "cpu", PYPI, "2.14.1"),
     ("none", "3.13", "darwin-arm64", "cpu", PYPI, "2.15.0"),
-    ("none", "3.13t", "darwin-arm64", "cpu", PYPI, "2.11.0"),
+    ("none", "3.13t", "darwin-arm64", "cpu", PYPI, "2.12.0"),
     ("none", "3.14", "darwin-arm64", "cpu", PYPI, "2.15.0"),
 ]
 
@@ -200,7 +200,7 @@ FALLBACK = [
     ("none", "3.13", "linux-x86_64", "cu132", "2.15.0", True),  # CPU box: a CUDA build, with the size warned
     ("none", "3.10", "linux-x86_64", "cu130", "2.14.1", True),
     ("h200", "3.13", "linux-x86_64", "cu132", "2.15.0", False),
-    ("h200", "3.13t", "linux-x86_64", "cu130", "2.11.0", False),
+    ("h200", "3.13t", "linux-x86_64", "cu130", "2.12.0", False),
     ("r535", "3.13", "linux-x86_64", "cu128", "2.10.0", False),  # PyPI's 2.11+ are CUDA 13: driver too old
     ("multi", "3.14", "linux-x86_64", "cu128", "2.10.0", False),  # sm_70 kernels: cu128 up to 2.10
     # aarch64: PyPI has CPU builds up to 2.10, and a CPU box takes the newest *CPU* build over a newer CUDA one.
@@ -349,8 +349,8 @@ def test_pip_constraint_file_caps_torch():
 
 def test_with_torchvision_and_torchaudio_matched_to_torch():
     c = pick(make_facts("none", "3.13"), with_=["torchvision,torchaudio"])
-    assert c.version == "2.14.1"  # no torchvision for 2.15 yet
-    assert c.extras == ("torchvision==0.29.*", "torchaudio==2.11.1")
+    assert c.version == "2.15.0"  # torchvision 0.29.2 came with 2.15 (Requires-Dist torch>=2.14.0)
+    assert c.extras == ("torchvision==0.29.2", "torchaudio==2.11.1")
     assert any("torchaudio's last release is 2.11.1" in w for w in c.warnings)
     c = pick(make_facts("none", "3.13"), with_=["torchvision"], torch_range="<2.12")
     assert (c.version, c.extras) == ("2.11.0", ("torchvision==0.26.*",))
@@ -367,15 +367,15 @@ def test_unknown_companion_is_passed_through_with_a_warning():
 
 def test_python_too_new_names_the_newest_that_works():
     with pytest.raises(NoTorchError) as e:
-        pick(make_facts("none", "3.15"))
-    assert "Python 3.15" in e.value.message
-    assert e.value.hint.startswith("Python 3.14 would work (torch 2.15.0)")
+        pick(make_facts("none", "3.16"))
+    assert "Python 3.16" in e.value.message
+    assert e.value.hint.startswith("Python 3.15 would work (torch 2.15.0)")
 
 
 def test_free_threaded_before_3_13_3_cannot_compile():
     with pytest.raises(NoTorchError) as e:
         pick(make_facts("none", "3.13.1t"))
-    assert "CPython >= 3.13.3" in e.value.message and "Python 3.14 would work" in e.value.hint
+    assert "CPython >= 3.13.3" in e.value.message and "Python 3.15 would work" in e.value.hint
 
 
 def test_musl_has_no_torch():
