@@ -21,7 +21,7 @@ REQUEST_KEYS = {"python", "provider", "venv", "torch", "break_system_packages", 
 
 def load_case(path: Path) -> dict:
     case = json.loads(path.read_text())
-    unknown = set(case) - {"facts", "request", "steps", "python", "notes", "env", "refused"}
+    unknown = set(case) - {"facts", "request", "steps", "python", "notes", "env", "refused", "index", "choice"}
     assert not unknown, f"{path.name}: unknown keys {sorted(unknown)}"
     assert not set(case.get("request", {})) - REQUEST_KEYS, f"{path.name}: unknown request keys"
     return case
@@ -45,8 +45,26 @@ def lines(plan) -> list:
             for s in plan.steps]
 
 
+def choice_of(case: dict, recipes):
+    """The torch chosen for a case with `"index": "pytorch-world"`: the modelled PyTorch index and the captured
+    PyPI listing of tests/test_torch_choice.py (FakeFetch), as `install` would ask them; None without one."""
+    if case.get("index") != "pytorch-world":
+        return None
+    from test_torch_choice import FakeFetch
+    from torch_setup.wheels.choose import choose
+
+    from torch_setup.planning.make import needs_torch
+
+    facts = facts_of(case)
+    request = request_of(case)
+    if not needs_torch(facts, recipes, request):
+        return None  # as pipeline.choose_torch: a kept torch asks no index
+    return choose(facts, recipes, backend=request.backend or "auto", fetch=FakeFetch(), env={})
+
+
 def plan_of(case: dict, recipes=None):
-    return pipeline.assemble(request_of(case), facts_of(case), recipes or recipes_mod.load())
+    recipes = recipes or recipes_mod.load()
+    return pipeline.assemble(request_of(case), facts_of(case), recipes, choice=choice_of(case, recipes))
 
 
 def expected_of(case: dict, recipes=None) -> dict:
@@ -55,7 +73,13 @@ def expected_of(case: dict, recipes=None) -> dict:
         plan = plan_of(case, recipes)
     except TorchSetupError as e:
         return {"refused": {"code": int(e.code), "message": e.message}}
-    return {"steps": lines(plan), "python": plan.python, "notes": list(plan.notes), "env": plan.env}
+    out = {"steps": lines(plan), "python": plan.python, "notes": list(plan.notes), "env": plan.env}
+    if case.get("index"):
+        why = {s.id: s.why for s in plan.steps}
+        out["choice"] = {"torch": why.get("torch"), **({k: plan.torch[k] for k in ("requirement", "variant",
+                                                                                      "reasons", "warnings")}
+                                                        if plan.torch else {})}
+    return out
 
 
 def ran(facts: Facts, plan) -> Facts:
@@ -70,8 +94,13 @@ def ran(facts: Facts, plan) -> Facts:
             torch = type(torch)()
         elif "torch" in step.provides:  # the build the plan chose, else one for the box's GPU (or the CPU)
             chosen = plan.torch or {}
-            variant = chosen.get("variant") or ("cu132" if facts.accelerator.kind == "nvidia" else "cpu")
-            version = chosen.get("version") or "2.15.0"
+            variant, version = chosen.get("variant"), chosen.get("version")
+            if not variant:  # what install would choose first for this box's GPUs
+                from torch_setup.wheels.tags import target_from
+                from torch_setup.wheels.variants import load_table, wanted
+
+                variant = wanted(facts, load_table(), target_from(facts)[0], "auto", {}).preferred[0]
+                version = "2.14.1" if variant == "cu126" else "2.15.0"  # cu126: the last torch with a cu126 build
             cuda = f"{variant[2:-1]}.{variant[-1]}" if variant.startswith("cu") else None
             torch = dataclasses.replace(torch, version=f"{version}+{variant}", cuda=cuda, location=py.prefix,
                                         in_user_site=False, arch_list=None)

@@ -201,8 +201,8 @@ def test_unsupported_os(tmp_path, mocker):
 
 def test_unsupported_python(tmp_path):
     data = host_facts_dict("debian12-pyenv-3.11")
-    data["python"]["version"] = "3.15.0"
-    assert_clean_failure(invoke("plan", "--facts", write_json(tmp_path, data)), ExitCode.UNSUPPORTED, "3.15")
+    data["python"]["version"] = "3.16.0"
+    assert_clean_failure(invoke("plan", "--facts", write_json(tmp_path, data)), ExitCode.UNSUPPORTED, "3.16")
 
 
 def test_usage_error():
