@@ -221,3 +221,25 @@ def test_fixtures_have_sources():
     for path in sorted((FIXTURES / "gpus").glob("*.*")):
         if path.suffix in (".txt", ".csv"):
             assert path.read_text().startswith("# source: "), path.name
+
+
+def test_declared_capabilities_where_no_gpu_can_be_asked():
+    """A Docker build for a Pascal box: the driver and the GPUs' capabilities declared, nothing probed."""
+    system = FakeSystem(env={"TORCH_SETUP_CUDA_DRIVER": "580.95.05", "TORCH_SETUP_CUDA_CAPABILITY": "6.1,9.0"})
+    acc = accelerator.detect(system, "x86_64", "Linux")
+    assert (acc.kind, acc.driver_state, acc.compute_capability) == ("nvidia", "present", "6.1")
+    assert [d.compute_capability for d in acc.devices] == ["6.1", "9.0"]
+    c = _choice(dataclasses.replace(host_facts("debian13-installed-venv"), accelerator=acc))
+    assert (c.variant, c.version) == ("cu126", "2.14.1")
+    bad = FakeSystem(env={"TORCH_SETUP_CUDA_DRIVER": "580.95.05", "TORCH_SETUP_CUDA_CAPABILITY": "sm_61"})
+    assert accelerator.detect(bad, "x86_64", "Linux").devices == []
+
+
+def test_an_intel_arc_box_gets_the_xpu_build():
+    arc = {"/sys/bus/pci/devices/0000:03:00.0/class": "0x030000\n",
+           "/sys/bus/pci/devices/0000:03:00.0/vendor": "0x8086\n",
+           "/sys/bus/pci/devices/0000:03:00.0/device": "0xe20b\n"}
+    facts = with_gpu(FakeSystem(files=arc), TorchFacts())
+    c = _choice(facts)
+    assert (c.variant, c.index_url) == ("xpu", "https://download.pytorch.org/whl/xpu")
+    assert any("Intel GPU" in r for r in c.reasons)

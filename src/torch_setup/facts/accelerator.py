@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import List, Optional, Tuple
 
 from torch_setup.facts import gpus
-from torch_setup.facts.model import AcceleratorFacts
+from torch_setup.facts.model import AcceleratorFacts, GpuDevice
 from torch_setup.host.system import System
 
 DRIVER = re.compile(r"^\d+\.\d+(\.\d+)?$")
@@ -64,9 +64,31 @@ def parse_ldconfig_libcuda(text: str) -> bool:
     return any(re.search(r"\blibcuda\.so(\.1)?\s", ln) for ln in text.splitlines())
 
 
+CAPABILITY_ENV = "TORCH_SETUP_CUDA_CAPABILITY"  # "6.1" or "6.1,9.0": the GPUs' capabilities, declared
+
+
 def detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
     """The accelerator and every physical GPU (facts/gpus.py). An NVIDIA card without a driver is kind nvidia
-    with driver_state "absent": the plan says what that means, rather than planning a CPU box silently."""
+    with driver_state "absent": the plan says what that means, rather than planning a CPU box silently.
+    TORCH_SETUP_CUDA_CAPABILITY declares the GPUs' compute capabilities (one per GPU, in bus order), beside
+    TORCH_SETUP_CUDA_DRIVER, where no GPU can be asked (a Docker build for a given GPU)."""
+    facts = _detect(system, machine, system_name)
+    declared = [c.strip() for c in system.env.get(CAPABILITY_ENV, "").split(",") if c.strip()]
+    if not declared or not all(re.match(r"^\d+\.\d+$", c) for c in declared):
+        return facts
+    nvidia = [d for d in facts.devices if d.vendor == "nvidia"]
+    others = [d for d in facts.devices if d.vendor != "nvidia"]
+    if len(nvidia) == len(declared):
+        nvidia = [replace(d, compute_capability=c) for d, c in zip(nvidia, declared)]
+    else:
+        nvidia = [GpuDevice("nvidia", name=f"declared by {CAPABILITY_ENV}", compute_capability=c) for c in declared]
+    devices = nvidia + others
+    kind = facts.kind if facts.kind == "nvidia" else "nvidia"
+    return replace(facts, kind=kind, devices=devices, compute_capability=gpus.lowest_cc(devices),
+                   driver_state=facts.driver_state or ("present" if facts.driver_version else "absent"))
+
+
+def _detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
     env = system.env
     devices = gpus.scan_pci(system) if system_name == "Linux" else []
     override = env.get("TORCH_SETUP_CUDA_DRIVER")
