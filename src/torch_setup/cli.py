@@ -129,6 +129,8 @@ def detect(python: str = PythonOpt, as_json: bool = JsonOpt, recipes: List[str] 
 
 
 def _print_facts(facts) -> None:
+    from torch_setup.facts import gpus
+
     p, c, a, t = facts.python, facts.compiler, facts.accelerator, facts.torch
     python = (f"{p.executable} ({p.version}{'t' if p.free_threaded else ''}, {p.source}"
               f"{', venv' if p.in_venv else ''}{', externally managed' if p.externally_managed else ''})"
@@ -144,8 +146,11 @@ def _print_facts(facts) -> None:
         ("headers", f"{'ok' if p.has_headers else 'MISSING'}: {p.include_dir}/Python.h" if p.found else "-"),
         ("venv/ensurepip", ("ok" if p.venv_ok else "MISSING") if p.found else "-"),
         ("c++ compiler", f"{c.cxx} {c.version or ''} {'ok' if c.ok else 'FAILS: ' + (c.error or '')}".strip()),
-        ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")),
-        ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")),
+        ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")
+         + (" (no driver loaded)" if a.driver_state == "absent" else "")),
+        *((("gpu", gpus.describe(d)) for d in a.devices) if a.devices else ()),
+        ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")
+         + (f", kernels {' '.join(t.arch_list)}" if t.arch_list else "")),
     ]
     for k, v in rows:
         typer.echo(f"{k:>16}: {v}")
