@@ -233,9 +233,9 @@ def test_macos_13_is_capped_at_2_11():
 
 def test_rocm_gfx_picks_the_newest_rocm_build_with_it():
     c = pick(make_facts(python="3.13", gfx="gfx1100"))
-    assert (c.variant, c.index_url, c.version) == ("rocm7.2", PT + "/rocm7.2", "2.15.0")
-    c = pick(make_facts(python="3.13", gfx="gfx1150"))  # only in rocm7.2
-    assert c.variant == "rocm7.2"
+    assert (c.variant, c.index_url, c.version) == ("rocm7.14", PT + "/rocm7.14", "2.15.0")  # 2.14+: 7.14 only
+    c = pick(make_facts(python="3.13", gfx="gfx1150"), torch_range="<2.14")  # before 2.14: only rocm7.2 has it
+    assert (c.variant, c.version) == ("rocm7.2", "2.13.0")
 
 
 def test_driver_too_old_for_any_cuda_build():
