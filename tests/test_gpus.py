@@ -243,3 +243,24 @@ def test_an_intel_arc_box_gets_the_xpu_build():
     c = _choice(facts)
     assert (c.variant, c.index_url) == ("xpu", "https://download.pytorch.org/whl/xpu")
     assert any("Intel GPU" in r for r in c.reasons)
+
+
+def test_a_torch_swapped_after_the_verification_is_named_by_doctor():
+    """The record keys torch's version and files: a +cpu torch put in later makes it not hold, and doctor says
+    which torch passed and which is there now, beside the torch-gpu problem."""
+    from torch_setup import record
+    from torch_setup.verify import Verification
+
+    h200 = box(smi="580.159.03, 9.0, NVIDIA H200\n", proc=PROC_580)
+    before = with_gpu(h200)
+    python = before.python.executable
+    system = FakeSystem(files={"/proc/sys/kernel/random/boot_id": "b0\n", "/etc/machine-id": "m0\n"},
+                        mtimes={python: 1_700_000_000.0})
+    assert record.save(system, before, python, {}, Verification(True, python, torch=before.torch.version))
+    after = dataclasses.replace(before, torch=dataclasses.replace(before.torch, version="2.15.0+cpu", cuda=None))
+    assert record.lookup(system, after, python, {}) is None
+    extras = doctor.gather_extras(system, after, "~/.venvs/torch", check_index=False)
+    results = {c.id: c for c in doctor.checks(after, RECIPES, pipeline.assemble(Request(), after, RECIPES), extras)}
+    assert results["verified"].status == doctor.WARN
+    assert "with torch 2.15.0+cu132" in results["verified"].message and "2.15.0+cpu now" in results["verified"].message
+    assert results["torch-gpu"].status == doctor.PROBLEM

@@ -234,6 +234,9 @@ def _cuda_check(cuda: Optional[str], acc) -> Check:
         return Check("torch-cuda", NA, "no CUDA build of torch")
     if acc.kind != "nvidia":
         return Check("torch-cuda", OK, f"CUDA {cuda} build of torch, no NVIDIA GPU: it runs on the CPU")
+    if acc.driver_state == "absent":
+        return Check("torch-cuda", WARN, f"CUDA {cuda} build of torch; no NVIDIA driver is loaded, so it runs on the "
+                     "CPU until one is installed (see gpu-driver)")
     if not acc.driver_version:
         return Check("torch-cuda", WARN, f"CUDA {cuda} build of torch; the NVIDIA driver version is unknown",
                      advice="set TORCH_SETUP_CUDA_DRIVER to the driver version to check it")
