@@ -207,7 +207,8 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                if facts.torch.version else "no torch in the target")
         after = ("venv",) if use_venv else (("uv",) if fetch_uv else ())
         if repair is not None:
-            why = repair.message + "; replaced by a build with kernels for every GPU"
+            why = repair.message + ("; a build with kernels for every GPU goes into the venv" if use_venv
+                                    else "; replaced by a build with kernels for every GPU")
             if py.in_venv and py.prefix and not use_venv:
                 keep = py.prefix.rstrip("/") + ROLLBACK_SUFFIX
                 steps.append(Step(
@@ -216,7 +217,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                     f"torch {facts.torch.version} is replaced: the venv as it was stays in {keep} (to roll back: "
                     f"rm -rf {py.prefix} && mv {keep} {py.prefix})"))
                 after = after + ("torch-rollback",)
-            else:
+            elif not use_venv:  # (a new venv replaces nothing: the old torch stays where it is)
                 notes.append(f"torch {facts.torch.version} is replaced in {py.prefix}; to go back: pip install "
                              f"torch=={facts.torch.version} from the index it came from")
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
