@@ -16,7 +16,8 @@ from torch_setup.request import PythonRequest, Request
 TESTS = Path(__file__).resolve().parent
 CASES = TESTS / "plans"
 FIXTURES = TESTS / "fixtures"
-REQUEST_KEYS = {"python", "provider", "venv", "torch", "break_system_packages", "backend", "with", "index_url"}
+REQUEST_KEYS = {"python", "provider", "venv", "torch", "break_system_packages", "backend", "with", "index_url",
+                "keep_torch"}
 
 
 def load_case(path: Path) -> dict:

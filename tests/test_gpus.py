@@ -264,3 +264,20 @@ def test_a_torch_swapped_after_the_verification_is_named_by_doctor():
     assert results["verified"].status == doctor.WARN
     assert "with torch 2.15.0+cu132" in results["verified"].message and "2.15.0+cpu now" in results["verified"].message
     assert results["torch-gpu"].status == doctor.PROBLEM
+
+
+def test_keep_torch_keeps_a_build_that_cannot_use_the_gpus_and_says_so(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from torch_setup.cli import app
+
+    facts = FIXTURES / "gpus" / "facts" / "h200-venv-torch-cpu.json"
+    res = CliRunner().invoke(app, ["plan", "--facts", str(facts), "--keep-torch", "--json"])
+    assert res.exit_code == 0, res.output
+    steps = {s["id"]: s for s in json.loads(res.stdout)["data"]["steps"]}
+    assert steps["torch"]["status"] == "done" and "torch-rollback" not in steps
+    assert "kept (--keep-torch), though torch 2.15.0+cpu is a CPU build" in steps["torch"]["why"]
+    plain = pipeline.assemble(Request(), Facts.from_dict(json.loads(facts.read_text())), RECIPES)
+    assert plain.step_for("torch").status == "todo"  # without it: replaced

@@ -36,6 +36,8 @@ VenvOpt = typer.Option(None, "--venv", help="Make the venv here (default ~/.venv
 TorchOpt = typer.Option("", "--torch", help="A version range for torch, such as '>=2.6,<2.15'.")
 BreakOpt = typer.Option(False, "--break-system-packages",
                         help="Install into an externally managed Python instead of making a venv.")
+KeepTorchOpt = typer.Option(False, "--keep-torch", help="Keep the installed torch even when its build has no "
+                            "kernels for this box's GPUs (a CPU build on a GPU box); doctor still reports it.")
 BackendOpt = typer.Option("", "--torch-backend", help="auto, cpu, cu130, rocm6.4, ... (also "
                           "$TORCH_SETUP_TORCH_BACKEND, for Docker builds, which see no GPU). Default: auto.")
 WithOpt = typer.Option("", "--with", help="Companions matched to the chosen torch: torchvision,torchaudio.")
@@ -158,11 +160,12 @@ def _print_facts(facts) -> None:
 
 def _request(python: str, venv: Optional[str] = None, torch: str = "", break_system_packages: bool = False,
              torch_backend: str = "", with_: str = "", index_url: Optional[str] = None, find_links=(),
-             python_from: Optional[str] = None, pytorch_index: Optional[str] = None) -> Request:
+             python_from: Optional[str] = None, pytorch_index: Optional[str] = None,
+             keep_torch: bool = False) -> Request:
     return Request.parse(python=python, provider=python_from, venv=venv, torch=torch,
                          break_system_packages=break_system_packages, backend=torch_backend, with_=with_,
                          index_url=index_url, find_links=find_links, pytorch_index=pytorch_index,
-                         env=os.environ)
+                         env=os.environ, keep_torch=keep_torch)
 
 
 def _facts_for(system: System, request: Request, facts_file: Optional[str], rec):
@@ -198,14 +201,15 @@ def plan(python: str = PythonOpt, as_json: bool = JsonOpt,
          venv: Optional[str] = VenvOpt, torch: str = TorchOpt, break_system_packages: bool = BreakOpt,
          torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
          find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
-         recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt) -> None:
+         recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt,
+         keep_torch: bool = KeepTorchOpt) -> None:
     """Show the ordered steps that install would run, and which are already done."""
     from torch_setup import pipeline
 
     with _guard(as_json, "plan") as out:
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
-                           python_from, pytorch_index)
+                           python_from, pytorch_index, keep_torch)
         rec = pipeline.load_recipes(recipes, system.env)
         the_plan = pipeline.plan_host(request, _facts_for(system, request, facts, rec), rec,
                                       system=None if facts else system)  # another host's files are not here
@@ -225,14 +229,15 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
                                           "verification still holds (nothing it depends on changed)."),
             torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
-            recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt) -> None:
+            recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt,
+            keep_torch: bool = KeepTorchOpt) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     from torch_setup import pipeline
 
     with _guard(as_json, "install") as out:
         system = System()
         request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
-                           python_from, pytorch_index)
+                           python_from, pytorch_index, keep_torch)
         if not dry_run:  # one run per target, from its facts to its end (lock.py)
             from torch_setup import lock
             out.held.enter_context(lock.target_lock(system.env, os.path.expanduser(request.venv),

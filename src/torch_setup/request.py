@@ -158,6 +158,7 @@ class Request:
     index_url: Optional[str] = None
     find_links: Tuple[str, ...] = ()
     pytorch_index: Optional[str] = None  # --pytorch-index: a mirror of https://download.pytorch.org/whl
+    keep_torch: bool = False  # --keep-torch: an installed torch stays even when its build cannot use the GPUs
 
     def __post_init__(self):
         if self.provider is not None and self.provider not in PROVIDERS:
@@ -168,7 +169,7 @@ class Request:
     def parse(cls, *, python: Optional[str] = "", provider: Optional[str] = None, venv: Optional[str] = None,
               torch: str = "", break_system_packages: bool = False, backend: str = "", with_: str = "",
               index_url: Optional[str] = None, find_links=(), pytorch_index: Optional[str] = None,
-              env: Optional[Mapping[str, str]] = None) -> "Request":
+              env: Optional[Mapping[str, str]] = None, keep_torch: bool = False) -> "Request":
         """From the CLI's option values; `env`: this host's environment, whose HOME must be absolute where set."""
         home = (env or {}).get("HOME")
         if home is not None and not home.startswith("/"):
@@ -178,4 +179,4 @@ class Request:
                    venv_given=venv is not None, torch=parse_torch_range(torch),
                    break_system_packages=break_system_packages, backend=backend or "", with_=parse_with(with_),
                    index_url=parse_index_url(index_url), find_links=tuple(find_links or ()),
-                   pytorch_index=(pytorch_index or "").strip() or None)
+                   pytorch_index=(pytorch_index or "").strip() or None, keep_torch=keep_torch)

@@ -72,7 +72,8 @@ def _package_step(facts: Facts, recipes: Recipes, platform: Optional[Platform], 
 
 def needs_torch(facts: Facts, recipes: Recipes, request: Request) -> bool:
     """No torch, one torch.compile does not support here, a --torch range, or one that cannot use the GPUs."""
-    return not (torch_usable(facts, recipes) and not request.torch) or repair_needed(facts) is not None
+    return not (torch_usable(facts, recipes) and not request.torch) or (
+        repair_needed(facts) is not None and not request.keep_torch)
 
 
 def repair_needed(facts: Facts):
@@ -183,7 +184,7 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
             if py.externally_managed or system_owned else "--venv asks for one", after, venv,
             provides=frozenset({"environment"}),
         ))
-    repair = repair_needed(facts) if facts.torch.version else None
+    repair = repair_needed(facts) if facts.torch.version and not options.keep_torch else None
     if keep_torch:
         from torch_setup import torchbuild
 
@@ -191,7 +192,9 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         steps.append(Step("torch", f"torch {facts.torch.version}", "done", (), False,
                           f"torch {facts.torch.version} supports torch.compile on Python {py.minor}"
                           + (" and has kernels for every GPU" if verdict is not None and verdict.ok
-                             and facts.accelerator.kind == "nvidia" else "") + ": kept",
+                             and facts.accelerator.kind == "nvidia" else "")
+                          + (f": kept (--keep-torch), though {verdict.message}" if verdict is not None
+                             and not verdict.ok else ": kept"),
                           provides=frozenset({"torch"})))
     else:
         args = tuple(choice.install_args(uv=bool(uv_path))) if choice else (requirement,)
