@@ -281,3 +281,15 @@ def test_keep_torch_keeps_a_build_that_cannot_use_the_gpus_and_says_so(tmp_path)
     assert "kept (--keep-torch), though torch 2.15.0+cpu is a CPU build" in steps["torch"]["why"]
     plain = pipeline.assemble(Request(), Facts.from_dict(json.loads(facts.read_text())), RECIPES)
     assert plain.step_for("torch").status == "todo"  # without it: replaced
+
+
+def test_a_rocm_build_is_judged_by_its_gfx_list():
+    rocm = TorchFacts(version="2.9.1+rocm7.2.4", hip="7.2.4", arch_list=arch("2.9.1-rocm7.2.4"))
+    mi300x = box(kfd=fixture_text("gpus", "kfd-properties-mi300x.txt"))
+    assert torchbuild.judge(with_gpu(mi300x, rocm)).ok
+    navi10 = FakeSystem(commands={"rocm_agent_enumerator": Result(0, fixture_text("accelerator",
+                                                                                   "rocm-agents-navi10.txt"))})
+    verdict = torchbuild.judge(with_gpu(navi10, rocm))
+    assert not verdict.ok and verdict.problem == "rocm-gfx-missing" and "gfx1010" in verdict.message
+    cpu = torchbuild.judge(with_gpu(mi300x, TorchFacts(version="2.15.0+cpu")))
+    assert not cpu.ok and cpu.problem == "cpu-build"

@@ -151,7 +151,7 @@ def judge(facts: Facts) -> Optional[Verdict]:
     if acc.kind == "rocm":
         amd = [d for d in acc.devices if d.vendor == "amd" and d.gfx] or \
             ([GpuDevice("amd", gfx=acc.gfx)] if acc.gfx else [])
-        if not t.hip:
+        if not t.hip and not build.startswith("rocm"):
             return Verdict(False, f"torch {t.version} is a {build} build: it cannot use the AMD GPU(s) here "
                            f"({', '.join(gpu_facts.describe(d) for d in amd) or 'AMD GPU'})",
                            "cpu-build" if build == "cpu" else "wrong-build")
