@@ -46,10 +46,24 @@ def arch_flags(path):
     import re
 
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")
     except (OSError, IOError):
         return None
+    with f:
+        try:  # mapped, not read: a third of the time for the ~35 MB library
+            import mmap
+
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ImportError, ValueError, OSError):
+            data = f.read()
+        try:
+            return _find_flags(data, re)
+        finally:
+            if not isinstance(data, bytes):
+                data.close()
+
+
+def _find_flags(data, re):
     for token, pattern in ((b" sm_", rb"((?:sm|compute)_[0-9]+[af]?(?: (?:sm|compute)_[0-9]+[af]?)+)$"),
                            (b" gfx", rb"(gfx[0-9a-f]+[a-z+:-]*(?: gfx[0-9a-f]+[a-z+:-]*)+)$")):
         i = data.find(token)
