@@ -9,8 +9,10 @@ Coverage follows NVIDIA's compatibility rules (CUDA C++ Programming Guide, "Bina
 "Application Compatibility", https://docs.nvidia.com/cuda/cuda-c-programming-guide/#binary-compatibility): a
 cubin for X.y runs on X.z with z >= y and never on another major; PTX for compute_XY is JIT-compiled for any
 capability >= X.Y; architecture-specific targets (sm_90a, compute_90a) run only on X.Y itself, family-specific
-ones (sm_100f) on X.z with z >= y. torch's own check warns the same way ("... is not compatible with the current
-PyTorch installation", torch/cuda/__init__.py `_check_capability`).
+ones (sm_100f) on X.z with z >= y. torch's own warning ("... with CUDA capability sm_XX is not compatible with
+the current PyTorch installation", torch/cuda/__init__.py `_check_cubins`) asks only for a cubin of the same major;
+this check also asks for its minor (a cubin for 8.9 does not run on 8.6). The string lists the cubins; a build
+records its PTX there as compute_XY where it has one (PyPI's 2.9-2.15 x86_64 builds list none).
 
 Problems, each with its fix in the plan (a torch that covers every GPU, reinstalled with the previous environment
 kept): a CPU build on a GPU box (often a later `pip install -r requirements.txt` that pulled PyPI's CPU torch),
