@@ -293,3 +293,14 @@ def test_a_rocm_build_is_judged_by_its_gfx_list():
     assert not verdict.ok and verdict.problem == "rocm-gfx-missing" and "gfx1010" in verdict.message
     cpu = torchbuild.judge(with_gpu(mi300x, TorchFacts(version="2.15.0+cpu")))
     assert not cpu.ok and cpu.problem == "cpu-build"
+
+
+def test_facts_with_a_device_capability_that_is_not_one_are_refused():
+    import json
+
+    from torch_setup.errors import FactsError
+
+    data = json.loads((FIXTURES / "gpus" / "facts" / "gtx1080-driver580.json").read_text())
+    data["accelerator"]["devices"][0]["compute_capability"] = "sm_61"
+    with pytest.raises(FactsError, match=r"devices\[0\]\.compute_capability"):
+        Facts.from_dict(data)

@@ -184,6 +184,10 @@ class Facts:
         cc = facts.accelerator.compute_capability
         if cc is not None and not re.match(r"^\d+\.\d+$", cc):
             raise FactsError(f"facts.accelerator.compute_capability: {cc!r} is not MAJOR.MINOR (such as '9.0')")
+        for i, device in enumerate(facts.accelerator.devices):
+            if device.compute_capability is not None and not re.match(r"^\d+\.\d+$", device.compute_capability):
+                raise FactsError(f"facts.accelerator.devices[{i}].compute_capability: {device.compute_capability!r} "
+                                 "is not MAJOR.MINOR (such as '9.0')")
         return facts
 
 
