@@ -304,3 +304,32 @@ def test_facts_with_a_device_capability_that_is_not_one_are_refused():
     data["accelerator"]["devices"][0]["compute_capability"] = "sm_61"
     with pytest.raises(FactsError, match=r"devices\[0\]\.compute_capability"):
         Facts.from_dict(data)
+
+
+def test_kfd_nodes_are_matched_to_pci_devices_by_their_location():
+    """location_id is bus << 8 | device << 3 | function (the KFD topology's own encoding): node 4 at 0xc1:00.0."""
+    files = {"/sys/bus/pci/devices/0000:03:00.0/class": "0x030000\n",  # a Radeon on the desk
+             "/sys/bus/pci/devices/0000:03:00.0/vendor": "0x1002\n",
+             "/sys/bus/pci/devices/0000:03:00.0/device": "0x744c\n",
+             "/sys/bus/pci/devices/0000:c1:00.0/class": "0x038000\n",  # an MI300X: a display controller, not VGA
+             "/sys/bus/pci/devices/0000:c1:00.0/vendor": "0x1002\n",
+             "/sys/bus/pci/devices/0000:c1:00.0/device": "0x74a1\n",
+             "/sys/class/kfd/kfd/topology/nodes/4/properties":
+                 fixture_text("gpus", "kfd-properties-mi300x.txt") + f"location_id {0xc1 << 8}\ndomain 0\n",
+             "/sys/class/kfd/kfd/topology/nodes/5/properties": "gfx_target_version 110000\nlocation_id 768\n"}
+    acc = accelerator.detect(FakeSystem(files=files), "x86_64", "Linux")
+    assert [(d.pci, d.gfx) for d in acc.devices] == [("0000:03:00.0", "gfx1100"), ("0000:c1:00.0", "gfx942")]
+    assert acc.kind == "rocm"
+    c = _choice(with_gpu(FakeSystem(files=files), TorchFacts()))
+    assert c.variant == "rocm7.14" and any("AMD GPU gfx1100, gfx942" in r and "for each" in r for r in c.reasons)
+
+
+def test_detect_prints_every_gpu(capsys):
+    import json
+
+    from torch_setup import cli
+
+    data = json.loads((FIXTURES / "gpus" / "facts" / "gtx1080ti-no-driver.json").read_text())
+    cli._print_facts(Facts.from_dict(data))
+    out = capsys.readouterr().out
+    assert "accelerator: nvidia (no driver loaded)" in out and "gpu: Nvidia GPU 0x1b06 at 0000:01:00.0" in out

@@ -191,14 +191,16 @@ def _auto(facts, table: Table, target: Target, cc) -> Policy:
             return Policy("xpu", ("xpu",), reasons=[f"Intel GPU ({acc.source or 'detected'}): the XPU build "
                                                     "(https://download.pytorch.org/whl/xpu)"])
     if acc.kind == "rocm" and acc.gfx:
-        fits = [v for v in table.variants
-                if v.kind == "rocm" and acc.gfx in v.gfx and target.platform_key in v.platforms]
+        gfxs = sorted({d.gfx for d in getattr(acc, "devices", ()) if d.vendor == "amd" and d.gfx} | {acc.gfx})
+        fits = [v for v in table.variants  # kernels for every AMD GPU on the box
+                if v.kind == "rocm" and all(g in v.gfx for g in gfxs) and target.platform_key in v.platforms]
         if not fits:
             return _cpu("ROCm GPU seen, but no ROCm build on file runs on it", target,
-                        f"no ROCm torch build lists {acc.gfx} (or none for {target.platform_name}); chose cpu -- "
-                        "name one with --torch-backend rocmX.Y to try anyway")
+                        f"no ROCm torch build lists {', '.join(gfxs)} (or none for {target.platform_name}); chose "
+                        "cpu -- name one with --torch-backend rocmX.Y to try anyway")
         return Policy("rocm", tuple(v.name for v in fits), reasons=[
-            f"AMD GPU {acc.gfx} ({acc.source or 'detected'}): ROCm builds with kernels for it: "
+            f"AMD GPU {', '.join(gfxs)} ({acc.source or 'detected'}): ROCm builds with kernels for "
+            f"{'it' if len(gfxs) == 1 else 'each'}: "
             + ", ".join(v.name for v in fits)])
     hint = ""
     if facts.host.container:
