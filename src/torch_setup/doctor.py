@@ -223,9 +223,11 @@ def _gpu_checks(facts: Facts, plan: Optional[Plan]) -> List[Check]:
     else:
         fix = _step(plan, "torch")
         rollback = next((s for s in plan.todo if s.id == "torch-rollback"), None) if plan else None
-        out.append(Check("torch-gpu", PROBLEM, verdict.message, *fix,
-                         advice=(rollback.why if rollback else "") or
-                         ("" if fix[0] else "install a torch built for these GPUs (torch-setup install)")))
+        # Not the offline plan's command: which build has kernels for every GPU is install's question to the
+        # indexes (a bare `pip install torch` would keep the wrong build, or fetch another without the kernels).
+        advice = "`torch-setup install` replaces it with the newest build that has kernels for every GPU"
+        out.append(Check("torch-gpu", PROBLEM, verdict.message, fix[0], (),
+                         advice=advice + (f"; {rollback.why}" if rollback else "")))
     return out
 
 
