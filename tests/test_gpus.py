@@ -332,4 +332,4 @@ def test_detect_prints_every_gpu(capsys):
     data = json.loads((FIXTURES / "gpus" / "facts" / "gtx1080ti-no-driver.json").read_text())
     cli._print_facts(Facts.from_dict(data))
     out = capsys.readouterr().out
-    assert "accelerator: nvidia (no driver loaded)" in out and "gpu: Nvidia GPU 0x1b06 at 0000:01:00.0" in out
+    assert "accelerator: nvidia (no driver loaded)" in out and "gpu: NVIDIA GPU 0x1b06 at 0000:01:00.0" in out

@@ -143,7 +143,7 @@ def is_xpu(device: GpuDevice) -> bool:
 
 def describe(device: GpuDevice) -> str:
     """'NVIDIA GeForce GTX 1080 (sm_61) at 0000:01:00.0', for messages."""
-    what = device.name or f"{device.vendor.upper() if device.vendor == 'amd' else device.vendor.title()} GPU " \
-        f"{device.device_id}".strip()
+    vendor = {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel"}.get(device.vendor, device.vendor)
+    what = device.name or f"{vendor} GPU {device.device_id}".strip()
     arch = f"sm_{device.compute_capability.replace('.', '')}" if device.compute_capability else device.gfx
     return what + (f" ({arch})" if arch else "") + (f" at {device.pci}" if device.pci else "")
