@@ -190,3 +190,14 @@ def test_the_source_line_under_a_warning_is_not_evidence_when_streamed():
     assert ex.diagnose(text)[0].id == ex.UNKNOWN
     same(text)
     assert ex.diagnose(text.replace("  hint", "hint"))[0].id == "no-cxx-compiler"  # not indented: a message
+
+
+def test_a_catalogue_regex_without_literals_is_matched_on_every_line(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[[cause]]\nid = "digits"\ntitle = "t"\npatterns = [\'^\\d+$\']\nneeds = []\nadvice = "a"\n'
+                 'source = "s"\nweight = 10\n')
+    sigs = ex.load_catalogue(p)
+    assert ex._units(sigs)[0].dnf is None
+    text = 'x\n{"msg": "a\\n12345"}\n'  # in a JSON line's string, too
+    assert [(c.id, c.line) for c in ex.diagnose(text, sigs)] == [("digits", 2)]
+    assert summary(ex.diagnose(text, sigs)) == summary(ref.diagnose(text, sigs))

@@ -552,6 +552,7 @@ class Scan:
         self.units = _units(self.sigs)
         self.all_units = frozenset(range(len(self.units)))
         self.plans: Dict[frozenset, list] = {}
+        self.json_rows: Dict[int, List[str]] = {}  # this block's JSON lines: row -> the lines of its strings
         # Best hit per id: (weak?, pattern index, line number, evidence). A stronger pattern anywhere beats a
         # weaker one earlier; for the same pattern the first occurrence wins (later ones are usually repeats
         # from parallel compile workers).
@@ -649,7 +650,7 @@ class Scan:
                 i = order[k]
             if i >= len(lines):
                 break
-            self._line(base + i + 1, lines[i], hot.get(i, frozenset()))
+            self._line(base + i + 1, lines[i], hot.get(i, frozenset()), self.json_rows.get(i))
             i += 1
 
     def _hot(self, text: str, lines: List[str]) -> Dict[int, frozenset]:
@@ -657,6 +658,7 @@ class Scan:
         processing: those holding some active unit's literals or a frame header's."""
         from bisect import bisect_left
 
+        self.json_rows = {}
         text = text.replace("\\", "/") if "\\" in text else text
         # ASCII literals are looked for in the UTF-8 bytes with ASCII lowered: only four other characters match
         # an ASCII letter under re.IGNORECASE (İ ı K ſ), spelled as theirs first
@@ -671,7 +673,11 @@ class Scan:
         for u, unit in enumerate(self.units):
             if not self._active(unit):
                 continue
-            if unit.dnf is None:  # no literal is certain: every line
+            if unit.dnf is None:  # no literal is certain: every line, against everything
+                for i, line in enumerate(lines):
+                    inner = _json_lines(line) if _json_shaped(line) else None
+                    if inner is not None:
+                        self.json_rows[i] = inner
                 return {i: self.all_units for i in range(len(lines))}
             for alt in unit.dnf:
                 _anchor_of(alt, u, anchors, wide)
@@ -689,10 +695,12 @@ class Scan:
                 _find_all(folded_str, rows_str, _ends(rows_str), todo, hot, lambda a: True)
         out: Dict[int, frozenset] = {}
         pos = folded.find(b"{")
-        while pos >= 0:  # a JSON line: its strings are unpacked, escapes and all; match it against everything
+        while pos >= 0:  # a JSON line: its strings are unpacked (escapes and all), and their literals count
             idx = bisect_left(ends, pos)
-            if _json_shaped(lines[idx]):
-                out[idx] = self.all_units
+            inner = _json_lines(lines[idx]) if _json_shaped(lines[idx]) else None
+            if inner is not None:
+                self.json_rows[idx] = inner
+                out[idx] = self._units_in(_fold("\n".join(inner).replace("\\", "/")))
             nxt = folded.find(b"\n", pos)
             pos = folded.find(b"{", nxt) if nxt >= 0 else -1
         for i, v in hot.items():
@@ -703,6 +711,11 @@ class Scan:
             out[i] = frozenset(u for u in v if u >= 0)
         return out
 
+    def _units_in(self, folded: str) -> frozenset:
+        """The active units whose literals are all in this folded text."""
+        return frozenset(u for u, unit in enumerate(self.units) if self._active(unit) and unit.dnf is not None
+                         and any(all(x in folded for x in alt) for alt in unit.dnf))
+
     def _active(self, unit: _Unit) -> bool:
         sig_id = self.sigs[unit.sig].id
         if unit.kind == "c":
@@ -712,8 +725,8 @@ class Scan:
 
     # -- one line: the traceback state, then the matching ---------------------------------------------------
 
-    def _line(self, n: int, raw: str, units: frozenset) -> None:
-        inner = _json_lines(raw) if units is self.all_units else None
+    def _line(self, n: int, raw: str, units: frozenset, inner: Optional[List[str]] = None) -> None:
+        """One line of the log (`inner`: the lines of its JSON strings, when it is a JSON line)."""
         for one in (inner if inner is not None else [raw]):
             line = _strip_prefixes(one[:MAX_LINE]).rstrip()
             mode = self.mode
