@@ -434,6 +434,8 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
                 if c["fix_commands"]:
                     for cmd in c["fix"].split("; "):
                         typer.echo(f"  fix: $ {cmd}")
+                    if c.get("note"):
+                        typer.echo(f"  note: {c['note']}")
                 elif c["advice"]:
                     typer.echo(f"  fix: {c['advice']}")
             typer.echo(f"fixes for: {fh.kind} ({fh.why})")
