@@ -4,7 +4,8 @@ The fix of a cause is a slice of one plan (pipeline.plan_host / assemble, then P
 question is which host that plan is for. `choose` answers it:
 - `--facts FILE`: the host that wrote FILE (`detect --json` there): its exact plan, made offline here.
 - `--here`: this host (probed, planned offline); `--fix` may run it.
-- otherwise the log decides: when what it says of its host (loghost.read) contradicts this host (another OS,
+- otherwise the log decides: when it does not say which OS wrote it, the fix is advice (a command would be a
+  guess); when what it says of its host (loghost.read) contradicts this host (another OS,
   distro, architecture, a Jetson, another Python), the fix is for the log's host: the plan of its partial facts
   where they suffice (a Linux of a known distro with its system Python), else advice written for its platform,
   never a command of this host. When nothing contradicts, the fix is this host's plan; this host is probed only
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from torch_setup.planning.steps import Plan
 
 THIS, LOG, FACTS = "this-host", "log-host", "facts-host"
+NO_OS = "the log does not say which OS wrote it (`--here`: this host's plan)"
 ADVICE = "advice"
 # distros whose system Python the plan knows how to fix from a log alone: (os id, like, package manager)
 _PLANNABLE = {"debian": ("debian", [], "apt"), "debian-family": ("debian", [], "apt"),
@@ -84,6 +86,10 @@ def choose(system, request: Request, log: loghost.LogHost, *, needs_plan: bool, 
     if here:
         facts, _, plan = this_plan() if (this_plan and needs_plan) else (None, None, None)
         return FixHost(THIS, "--here: the log is from this host", "this", facts, plan)
+    if needs_plan and log.system is None:
+        # Nothing in the log says which OS wrote it (a one-line paste, a CI summary): this host's plan would be a
+        # guess, and a command for the wrong OS where the guess is wrong; advice instead, and `--here` for the plan.
+        return FixHost(LOG, NO_OS, "unknown")
     quick = loghost.quick_here(system)
     found = loghost.conflicts(log, quick)
     if not found and needs_plan and this_plan is not None:
