@@ -31,7 +31,7 @@ VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
 CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "packages", "ca", "openssl", "venv", "torch",
-             "torch-cuda", "disk", "index", "inductor-cache", "verified"]
+             "torch-cuda", "disk", "index", "inductor-cache", "cache-fs", "verified"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
 # The H200 device machine's driver (/sys/module/nvidia/version), and ldconfig -p with and without libcuda.
@@ -518,3 +518,55 @@ def test_real_doctor_json_on_this_host():
         if c["status"] == "problem":
             assert c["fix"] or c["advice"] or c["id"] in ("python", "c-compiler"), c
     assert elapsed < 30, f"doctor took {elapsed:.1f} s"
+
+
+# --------------------------------------------------------------------------------------------- cache-fs
+
+LOCAL_MOUNTS = fixture_text("mountinfo", "debian12-local.txt")  # this test box: ext4 root, tmpfs /dev/shm
+HPC_MOUNTS = fixture_text("mountinfo", "hpc-nfs-home.txt")  # an HPC node: home directories on NFS filers
+
+
+def test_mountinfo_parsing_and_the_mount_that_holds_a_path():
+    from torch_setup import mounts
+
+    local = mounts.parse(LOCAL_MOUNTS)
+    assert mounts.holding("/tmp/torchinductor_root", local).fstype == "ext4"
+    assert mounts.holding("/dev/shm/x", local).fstype == "tmpfs"
+    hpc = mounts.parse(HPC_MOUNTS)
+    home = mounts.holding("/mnt/netapp2/Home_FT2/cesga/u123/.triton/cache", hpc)
+    assert (home.point, home.fstype, home.source) == ("/mnt/netapp2/Home_FT2", "nfs", "10.117.49.202:/Home_FT2")
+    assert mounts.holding("/mnt/netapp2", hpc).point == "/mnt/netapp2"
+    assert mounts.holding("/mnt/netapp2x/y", hpc) is None  # a prefix of the name is not a parent
+    assert mounts.parse("36 25 0:42 / /mnt/My\\040Disk rw - ext4 /dev/sdb1 rw\nnot a mountinfo line\n") == [
+        mounts.Mount("/mnt/My Disk", "ext4", "/dev/sdb1")]
+    assert mounts.is_network("nfs4") and mounts.is_network("lustre") and mounts.is_network("fuse.sshfs")
+    assert not mounts.is_network("ext4") and not mounts.is_network("overlay") and not mounts.is_network("tmpfs")
+
+
+def test_caches_on_an_nfs_home_warn_with_the_node_local_per_job_dirs(builtin_recipes):
+    facts = host_facts("debian13-minbase")
+    system = Fake(files={"/proc/self/mountinfo": LOCAL_MOUNTS + HPC_MOUNTS, "/root/x": ""},
+                  env={"USER": "u123", "HOME": "/mnt/netapp2/Home_FT2/cesga/u123",
+                       "TORCHINDUCTOR_CACHE_DIR": "/mnt/netapp2/Home_FT2/cesga/u123/.cache/inductor"})
+    ex = doctor.gather_extras(system, facts, "/root/.venvs/torch", check_index=False)
+    assert ex.cache_mounts == [
+        ("Inductor", "/mnt/netapp2/Home_FT2/cesga/u123/.cache/inductor", "nfs", "/mnt/netapp2/Home_FT2"),
+        ("Triton", "/mnt/netapp2/Home_FT2/cesga/u123/.triton/cache", "nfs", "/mnt/netapp2/Home_FT2")]
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    c = results["cache-fs"]
+    assert c.status == doctor.WARN and "nfs (/mnt/netapp2/Home_FT2)" in c.message
+    assert "TORCHINDUCTOR_CACHE_DIR=" in c.advice and "TRITON_CACHE_DIR=" in c.advice and "SLURM_JOB_ID" in c.advice
+    assert not doctor.blocking([c])
+
+
+def test_caches_on_local_disks_are_ok_and_no_mountinfo_is_not_known(builtin_recipes):
+    facts = host_facts("debian13-minbase")
+    system = Fake(files={"/proc/self/mountinfo": LOCAL_MOUNTS, "/root/x": ""}, env={"USER": "root"})
+    ex = doctor.gather_extras(system, facts, "/root/.venvs/torch", check_index=False)
+    assert [m[2] for m in ex.cache_mounts] == ["ext4", "ext4"]
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    assert results["cache-fs"].status == doctor.OK
+    ex = doctor.gather_extras(Fake(files={"/root/x": ""}), facts, "/root/.venvs/torch", check_index=False)
+    assert ex.cache_mounts is None
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    assert results["cache-fs"].status == doctor.NA
