@@ -570,3 +570,46 @@ def test_caches_on_local_disks_are_ok_and_no_mountinfo_is_not_known(builtin_reci
     assert ex.cache_mounts is None
     results, _ = run_checks(facts, builtin_recipes, extras=ex)
     assert results["cache-fs"].status == doctor.NA
+
+
+def test_a_cache_filesystem_near_its_inode_quota_warns(builtin_recipes):
+    facts = host_facts("debian13-minbase")
+    system = Fake(files={"/proc/self/mountinfo": LOCAL_MOUNTS, "/scratch/x": ""},
+                  env={"USER": "root", "TORCHINDUCTOR_CACHE_DIR": "/scratch/inductor"},
+                  inodes={"/scratch": (1_500, 4_000_000), "/root": (2_000_000, 4_000_000)})
+    ex = doctor.gather_extras(system, facts, "/root/.venvs/torch", check_index=False)
+    # the cache dir is not there yet: its filesystem is the nearest directory that is
+    assert ex.cache_inodes == [("Inductor", "/scratch/inductor", 1_500, 4_000_000)]
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    c = results["cache-fs"]
+    assert c.status == doctor.WARN and "1500 of 4000000 inodes left" in c.message
+    assert "TORCHINDUCTOR_CACHE_DIR" in c.advice
+    plenty = doctor.Extras(cache_mounts=[("Inductor", "/tmp/x", "ext4", "/")],
+                           cache_inodes=[("Inductor", "/tmp/x", 3_000_000, 4_000_000)])
+    assert run_checks(facts, builtin_recipes, extras=plenty)[0]["cache-fs"].status == doctor.OK
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_the_inodes_of_a_real_tmpfs_that_ran_out(tmp_path):
+    """A real tmpfs of 64 inodes, filled: what System.inodes_free reads is what doctor judges."""
+    import subprocess
+
+    from torch_setup.host.system import System
+
+    point = tmp_path / "cache"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs", str(point)], check=True)
+    try:
+        for i in range(80):
+            try:
+                (point / f"k{i}").write_text("")
+            except OSError:
+                break
+        free, total = System().inodes_free(str(point))
+        assert total == 64 and free == 0
+        cache = ("Inductor", str(point / "inductor"), free, total)
+        c = doctor._cache_fs_check(doctor.Extras(cache_mounts=[], cache_inodes=[cache]))
+        assert c.status == doctor.WARN and "0 of 64 inodes left" in c.message
+        assert System().inodes_free("/")[1] > 0
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
