@@ -141,3 +141,27 @@ def test_explain_part_reads_logs_as_pasted_and_reports_the_target(tmp_path):
     assert "a.log" in text and "all: 0.325 s (target ≤ 0.3 s: MISSED)" in text
     for name in bench.EXPLAIN_LOGS:  # the logs it times exist and are from other platforms
         assert (bench.REPO / "tests" / "fixtures" / "logs" / name).is_file()
+
+
+def test_the_big_log_is_realistic_lines_without_a_cause_then_the_real_one(tmp_path, bench):
+    from torch_setup import explain as ex
+
+    pieces = bench.big_log_text()
+    text = "".join(next(pieces) for _ in range(40))  # ~1 MB: every line shape, warnings and tracebacks among them
+    assert "Traceback (most recent call last)" in text and "UserWarning" in text and "█" in text
+    assert [c.id for c in ex.diagnose(text)] == [ex.UNKNOWN]  # none of the filler names a cause
+    tail = bench.pasted_log(bench.REPO / "tests" / "fixtures" / "logs" / bench.BIG_TAIL)
+    path = tmp_path / "big.log"
+    written = bench.write_big_log(path, 300_000, tail)
+    data = path.read_text(encoding="utf-8")
+    assert written == path.stat().st_size >= 300_000 and data.endswith(tail)
+    assert ex.diagnose(data)[0].id == bench.BIG_TAIL.split("--")[0]
+
+
+def test_big_log_report(bench):
+    text = bench.explain_big_text({"100 MB of log lines + x.log": {"seconds": 8.0, "cpu_seconds": 6.0,
+                                                                   "rss_mb": 64.0, "first_cause": "x"},
+                                   "1 MB of random bytes": {"seconds": 12.0, "cpu_seconds": 1.0, "rss_mb": 250.0,
+                                                            "first_cause": "unknown"}})
+    assert "8.00 s (cpu 6.00 s), 64 MB RSS -> x" in text and "target ≤ 10 s: met; target ≤ 200 MB: met" in text
+    assert "target ≤ 10 s: MISSED; target ≤ 200 MB: MISSED" in text

@@ -21,7 +21,7 @@ from torch_setup.host.system import Result
 runner = CliRunner()
 LOGS = FIXTURES / "logs"
 VENV = "/opt/venvs/torch"
-CAUSE_KEYS = {"id", "title", "evidence", "line", "fix", "fix_for", "fix_steps", "fix_commands", "advice"}
+CAUSE_KEYS = {"id", "title", "evidence", "line", "fix", "fix_for", "fix_steps", "fix_commands", "advice", "note"}
 OS_RELEASE = 'ID=debian\nVERSION_ID="13"\nVERSION_CODENAME=trixie\n'
 
 

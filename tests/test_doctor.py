@@ -30,7 +30,7 @@ VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
 CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "packages", "ca", "openssl", "venv", "torch",
-             "torch-cuda", "gpu-driver", "torch-gpu", "disk", "index", "inductor-cache", "verified"]
+             "torch-cuda", "gpu-driver", "torch-gpu", "disk", "index", "inductor-cache", "cache-fs", "verified"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
 # The H200 device machine's driver (/sys/module/nvidia/version), and ldconfig -p with and without libcuda.
@@ -515,3 +515,98 @@ def test_real_doctor_json_on_this_host():
         if c["status"] == "problem":
             assert c["fix"] or c["advice"] or c["id"] in ("python", "c-compiler"), c
     assert elapsed < 30, f"doctor took {elapsed:.1f} s"
+
+
+# --------------------------------------------------------------------------------------------- cache-fs
+
+LOCAL_MOUNTS = fixture_text("mountinfo", "debian12-local.txt")  # this test box: ext4 root, tmpfs /dev/shm
+HPC_MOUNTS = fixture_text("mountinfo", "hpc-nfs-home.txt")  # an HPC node: home directories on NFS filers
+
+
+def test_mountinfo_parsing_and_the_mount_that_holds_a_path():
+    from torch_setup import mounts
+
+    local = mounts.parse(LOCAL_MOUNTS)
+    assert mounts.holding("/tmp/torchinductor_root", local).fstype == "ext4"
+    assert mounts.holding("/dev/shm/x", local).fstype == "tmpfs"
+    hpc = mounts.parse(HPC_MOUNTS)
+    home = mounts.holding("/mnt/netapp2/Home_FT2/cesga/u123/.triton/cache", hpc)
+    assert (home.point, home.fstype, home.source) == ("/mnt/netapp2/Home_FT2", "nfs", "10.117.49.202:/Home_FT2")
+    assert mounts.holding("/mnt/netapp2", hpc).point == "/mnt/netapp2"
+    assert mounts.holding("/mnt/netapp2x/y", hpc) is None  # a prefix of the name is not a parent
+    assert mounts.parse("36 25 0:42 / /mnt/My\\040Disk rw - ext4 /dev/sdb1 rw\nnot a mountinfo line\n") == [
+        mounts.Mount("/mnt/My Disk", "ext4", "/dev/sdb1")]
+    assert mounts.is_network("nfs4") and mounts.is_network("lustre") and mounts.is_network("fuse.sshfs")
+    assert not mounts.is_network("ext4") and not mounts.is_network("overlay") and not mounts.is_network("tmpfs")
+
+
+def test_caches_on_an_nfs_home_warn_with_the_node_local_per_job_dirs(builtin_recipes):
+    facts = host_facts("debian13-minbase")
+    system = Fake(files={"/proc/self/mountinfo": LOCAL_MOUNTS + HPC_MOUNTS, "/root/x": ""},
+                  env={"USER": "u123", "HOME": "/mnt/netapp2/Home_FT2/cesga/u123",
+                       "TORCHINDUCTOR_CACHE_DIR": "/mnt/netapp2/Home_FT2/cesga/u123/.cache/inductor"})
+    ex = doctor.gather_extras(system, facts, "/root/.venvs/torch", check_index=False)
+    assert ex.cache_mounts == [
+        ("Inductor", "/mnt/netapp2/Home_FT2/cesga/u123/.cache/inductor", "nfs", "/mnt/netapp2/Home_FT2"),
+        ("Triton", "/mnt/netapp2/Home_FT2/cesga/u123/.triton/cache", "nfs", "/mnt/netapp2/Home_FT2")]
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    c = results["cache-fs"]
+    assert c.status == doctor.WARN and "nfs (/mnt/netapp2/Home_FT2)" in c.message
+    assert "TORCHINDUCTOR_CACHE_DIR=" in c.advice and "TRITON_CACHE_DIR=" in c.advice and "SLURM_JOB_ID" in c.advice
+    assert not doctor.blocking([c])
+
+
+def test_caches_on_local_disks_are_ok_and_no_mountinfo_is_not_known(builtin_recipes):
+    facts = host_facts("debian13-minbase")
+    system = Fake(files={"/proc/self/mountinfo": LOCAL_MOUNTS, "/root/x": ""}, env={"USER": "root"})
+    ex = doctor.gather_extras(system, facts, "/root/.venvs/torch", check_index=False)
+    assert [m[2] for m in ex.cache_mounts] == ["ext4", "ext4"]
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    assert results["cache-fs"].status == doctor.OK
+    ex = doctor.gather_extras(Fake(files={"/root/x": ""}), facts, "/root/.venvs/torch", check_index=False)
+    assert ex.cache_mounts is None
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    assert results["cache-fs"].status == doctor.NA
+
+
+def test_a_cache_filesystem_near_its_inode_quota_warns(builtin_recipes):
+    facts = host_facts("debian13-minbase")
+    system = Fake(files={"/proc/self/mountinfo": LOCAL_MOUNTS, "/scratch/x": ""},
+                  env={"USER": "root", "TORCHINDUCTOR_CACHE_DIR": "/scratch/inductor"},
+                  inodes={"/scratch": (1_500, 4_000_000), "/root": (2_000_000, 4_000_000)})
+    ex = doctor.gather_extras(system, facts, "/root/.venvs/torch", check_index=False)
+    # the cache dir is not there yet: its filesystem is the nearest directory that is
+    assert ex.cache_inodes == [("Inductor", "/scratch/inductor", 1_500, 4_000_000)]
+    results, _ = run_checks(facts, builtin_recipes, extras=ex)
+    c = results["cache-fs"]
+    assert c.status == doctor.WARN and "1500 of 4000000 inodes left" in c.message
+    assert "TORCHINDUCTOR_CACHE_DIR" in c.advice
+    plenty = doctor.Extras(cache_mounts=[("Inductor", "/tmp/x", "ext4", "/")],
+                           cache_inodes=[("Inductor", "/tmp/x", 3_000_000, 4_000_000)])
+    assert run_checks(facts, builtin_recipes, extras=plenty)[0]["cache-fs"].status == doctor.OK
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_the_inodes_of_a_real_tmpfs_that_ran_out(tmp_path):
+    """A real tmpfs of 64 inodes, filled: what System.inodes_free reads is what doctor judges."""
+    import subprocess
+
+    from torch_setup.host.system import System
+
+    point = tmp_path / "cache"
+    point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs", str(point)], check=True)
+    try:
+        for i in range(80):
+            try:
+                (point / f"k{i}").write_text("")
+            except OSError:
+                break
+        free, total = System().inodes_free(str(point))
+        assert total == 64 and free == 0
+        cache = ("Inductor", str(point / "inductor"), free, total)
+        c = doctor._cache_fs_check(doctor.Extras(cache_mounts=[], cache_inodes=[cache]))
+        assert c.status == doctor.WARN and "0 of 64 inodes left" in c.message
+        assert System().inodes_free("/")[1] > 0
+    finally:
+        subprocess.run(["umount", str(point)], check=True)

@@ -240,3 +240,14 @@ def test_the_raising_line_of_the_last_frame_counts_when_the_paste_ends_in_it():
     # the same frame followed by its message: the quoted source is not evidence, the message is
     followed = text.rstrip() + "\nValueError: something else\n"
     assert diagnose(followed)[0].id == UNKNOWN
+
+
+def test_frame_header_context_in_a_real_public_log():
+    # ComfyUI on Windows: the UnicodeDecodeError is weak evidence; Inductor's cpp_builder.py shows only in the frame
+    # headers (the quoted source never names it), and that is what makes it msvc-non-english
+    text, header = read_log(LOGS / "msvc-non-english--comfyui-frame-headers.log")
+    body = [ln for ln in text.splitlines() if not ln.lstrip().startswith("File ")]
+    assert "cpp_builder" not in "\n".join(body)
+    cause = diagnose(text)[0]
+    assert cause.id == "msvc-non-english" and header["evidence"] in cause.evidence
+    assert diagnose("\n".join(body))[0].id == UNKNOWN

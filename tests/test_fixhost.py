@@ -167,6 +167,7 @@ def test_gpu_arch_fix_is_computed_from_the_gpu_and_torch_in_the_log():
     ("Successfully installed torch-2.5.1+cu121", "torch_build", "cu121"),
     ("Collecting triton==3.1.0", "triton", "3.1.0"),
     ("HIP error: invalid device function on gfx1100", "gfx", "gfx1100"),
+    ("(ST) E:\\StableTuner>pip install --upgrade triton==1.1.1", "system", "Windows"),  # a cmd prompt
 ])
 def test_reads_host_facts(text, field, value):
     assert getattr(loghost.read(text), field) == value
@@ -201,3 +202,70 @@ def test_conflicts():
     assert loghost.conflicts(loghost.read("/usr/lib/python3.11/x.py"), here, "3.13")
 
 
+
+
+def _gpu_host(capability):
+    """This host (the captured Debian 13 minbase) with an NVIDIA GPU of this capability, or none."""
+    import dataclasses
+
+    from torch_setup.facts.model import AcceleratorFacts
+
+    facts = host_facts("debian13-minbase")
+    if capability:
+        facts = dataclasses.replace(facts, accelerator=AcceleratorFacts(
+            kind="nvidia", driver_version="575.51.03", gpus=["NVIDIA GeForce RTX 5090"], compute_capability=capability,
+            libcuda=True))
+    rec = recipes_mod.load()
+    plan = make_plan(facts, rec, Request())
+    return lambda: (facts, rec, plan)
+
+
+# the lines torch prints for an RTX 5090, behind a Linux path that says which OS wrote them
+LINUX_5090 = ("/home/me/venv/lib/python3.13/site-packages/torch/cuda/__init__.py:209: UserWarning:\n"
+              "NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch "
+              "installation.\n")
+
+
+def _explain_gpu(text, capability):
+    causes, log = ex.diagnose(text), loghost.read(text)
+    fh = fixhost.choose(FakeSystem(files={"/etc/os-release": OS_RELEASE}), Request(), log, needs_plan=True,
+                        this_plan=_gpu_host(capability), cause_ids=[c.id for c in causes])
+    return fixhost.fixes(causes, fh, log)[0], fh
+
+
+def test_a_gpu_arch_log_from_a_gpu_this_host_lacks_gets_advice_for_that_gpu():
+    # before: this host's `pip install 'torch>=2.1'`, on a box without that GPU (or any)
+    for capability in (None, "8.9"):
+        cause, fh = _explain_gpu(LINUX_5090, capability)
+        assert cause["id"] == "gpu-arch-unsupported" and fh.kind == fixhost.LOG and cause["fix_for"] == fixhost.ADVICE
+        assert "sm_120" in fh.why and "sm_120" in cause["fix"] and "12.8" in cause["fix"]
+
+
+def test_a_gpu_arch_log_from_this_hosts_gpu_gets_this_hosts_plan():
+    cause, fh = _explain_gpu(LINUX_5090, "12.0")
+    assert fh.kind == fixhost.THIS and fh.why == "the log matches this host"
+
+
+def test_a_gpu_arch_log_that_says_no_os_or_no_gpu_gets_advice():
+    text, _ = read_log(LOGS / "gpu-arch-unsupported--docker-xinference.log")  # the GPU, but no OS
+    cause, fh = _explain_gpu(text, "12.0")
+    assert fh.kind == fixhost.LOG and fh.why == fixhost.NO_OS and cause["fix_for"] == fixhost.ADVICE
+    assert "sm_120" in cause["fix"]
+    cause, fh = _explain_gpu("/usr/lib/python3/dist-packages/torch/nn/modules/module.py:1: in f\n"
+                             "RuntimeError: CUDA error: no kernel image is available for execution on the device\n",
+                             "12.0")
+    assert cause["id"] == "gpu-arch-unsupported" and fh.kind == fixhost.LOG and fh.plan is None
+    assert "which GPU" in fh.why
+
+
+def test_a_gpu_arch_log_of_a_plannable_host_plans_a_torch_for_its_gpu():
+    text = ("/usr/lib/python3/dist-packages/torch/cuda/__init__.py:209: UserWarning:\n"
+            "NVIDIA GeForce RTX 5090 with CUDA capability sm_120 is not compatible with the current PyTorch "
+            "installation.\n  File \"/usr/lib/python3.11/threading.py\", line 1, in run\n")
+    causes, log = ex.diagnose(text), loghost.read(text)
+    fh = fixhost.choose(FakeSystem(files={"/etc/os-release": OS_RELEASE}), Request(), log, needs_plan=True,
+                        this_plan=_gpu_host(None), cause_ids=[c.id for c in causes])
+    assert fh.kind == fixhost.LOG and fh.facts.accelerator.compute_capability == "12.0"
+    cause = fixhost.fixes(causes, fh, log)[0]
+    assert cause["fix_for"] == fixhost.LOG and "sm_120" in cause["note"]
+    assert any("torch>=2.7" in " ".join(c) for c in cause["fix_commands"])  # Blackwell: torch 2.7+ (CUDA 12.8)

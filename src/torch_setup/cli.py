@@ -417,15 +417,18 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
     """Name the causes in a log of a failed torch.compile, import, Triton launch or pip install, with fixes for
     the host that wrote the log."""
     with _guard(as_json, "explain") as out:
-        try:
-            raw = sys.stdin.buffer.read() if log == "-" else open(log, "rb").read()
-        except OSError as e:
-            raise TorchSetupError(f"cannot read {log}: {e.strerror}") from None
         from torch_setup import explain as ex, fixhost, loghost
 
-        text = raw.decode("utf-8", errors="replace")
+        try:  # streamed: time linear and memory bounded in the log's size
+            if log == "-":
+                scan = ex.scan_file(sys.stdin.buffer)
+            else:
+                with open(log, "rb") as stream:
+                    scan = ex.scan_file(stream)
+        except OSError as e:
+            raise TorchSetupError(f"cannot read {log}: {e.strerror}") from None
         system, request = System(), _request(python, venv)
-        found, log_host = ex.diagnose(text), loghost.read(text)
+        found, log_host = scan.causes(), loghost.read(scan.sample())
         fh = fixhost.choose(system, request, log_host, needs_plan=any(c.needs for c in found), here=here or fix,
                             facts_file=facts, recipes=recipes, cause_ids=[c.id for c in found],
                             this_plan=lambda: _host_plan(system, request, recipes))
@@ -441,6 +444,8 @@ def explain(log: str = typer.Argument("-", help="A log file, or - for standard i
                 if c["fix_commands"]:
                     for cmd in c["fix"].split("; "):
                         typer.echo(f"  fix: $ {cmd}")
+                    if c.get("note"):
+                        typer.echo(f"  note: {c['note']}")
                 elif c["advice"]:
                     typer.echo(f"  fix: {c['advice']}")
             typer.echo(f"fixes for: {fh.kind} ({fh.why})")

@@ -50,6 +50,10 @@ class Extras:
     verified_holds: Optional[bool] = None  # ... and whether nothing it depends on changed since
     verified_torch: Optional[str] = None  # the torch that verification ran with
     torch_now: Optional[str] = None  # the torch installed now
+    # (cache, its path, the filesystem type holding it, that mount's point) for Inductor's and Triton's caches;
+    # None where /proc/self/mountinfo could not be read
+    cache_mounts: Optional[List[Tuple[str, str, str, str]]] = None
+    cache_inodes: List[Tuple[str, str, int, int]] = field(default_factory=list)  # (cache, path, free, total)
 
 
 def _step(plan: Optional[Plan], need: str) -> Tuple[Optional[str], Tuple[str, ...]]:
@@ -166,8 +170,37 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
                      "toolchain may load from it" if stale else (f"{extras.cache_dir}" if extras.cache_dir
                                                                 else "no Inductor cache yet"),
                      advice=f"rm -rf {extras.cache_dir}" if stale else ""))
+    out.append(_cache_fs_check(extras))
     out.append(_verified_check(extras))
     return out
+
+
+INODES_MIN, INODES_MIN_SHARE = 20_000, 0.02  # fewer free inodes than this (or 2%) is near the quota
+CACHE_ADVICE = ("use a node-local disk, one directory per job: export TORCHINDUCTOR_CACHE_DIR="
+                "${TMPDIR:-/tmp}/torchinductor-$USER${SLURM_JOB_ID:+-$SLURM_JOB_ID} TRITON_CACHE_DIR="
+                "${TMPDIR:-/tmp}/triton-$USER${SLURM_JOB_ID:+-$SLURM_JOB_ID}")
+
+
+def _cache_fs_check(extras: Extras) -> Check:
+    """Inductor's and Triton's caches on a network filesystem (NFS, Lustre, GPFS...) are shared by every node and
+    job: slow compiles, and ranks racing on the same files (stale file handles, busy or half-written modules)."""
+    from torch_setup.mounts import is_network
+
+    few = [(name, path, free, total) for name, path, free, total in extras.cache_inodes
+           if free < max(INODES_MIN, total * INODES_MIN_SHARE)]
+    if few:
+        where = "; ".join(f"{name} cache {path}: {free} of {total} inodes left" for name, path, free, total in few)
+        return Check("cache-fs", WARN, f"{where}: every compiled kernel is several files, and Inductor fails with "
+                     "'No space left on device' when they run out", advice=CACHE_ADVICE)
+    if extras.cache_mounts is None:
+        return Check("cache-fs", NA, "mounts not known (no /proc/self/mountinfo)")
+    remote = [m for m in extras.cache_mounts if is_network(m[2])]
+    if remote:
+        where = "; ".join(f"{name} cache {path} is on {fstype} ({point})" for name, path, fstype, point in remote)
+        return Check("cache-fs", WARN, f"{where}: a network filesystem that every node and job shares, where "
+                     "compiles are slow and parallel ranks race on the same files", advice=CACHE_ADVICE)
+    kinds = sorted({m[2] for m in extras.cache_mounts})
+    return Check("cache-fs", OK, f"Inductor and Triton caches on local filesystems ({', '.join(kinds) or '?'})")
 
 
 def _verified_check(extras: Extras) -> Check:
@@ -267,6 +300,42 @@ def blocking(results: Sequence[Check]) -> bool:
     return any(c.status == PROBLEM for c in results)
 
 
+def _cache_paths(system, facts: Facts, inductor: Optional[str], tmp: str) -> List[Tuple[str, str]]:
+    """Where Inductor's and Triton's caches are, or will be made."""
+    home = system.env.get("HOME") or facts.host.home or "/root"
+    triton = system.env.get("TRITON_CACHE_DIR") or os.path.join(home, ".triton", "cache")
+    return [("Inductor", inductor or os.path.join(tmp, "torchinductor_")), ("Triton", triton)]
+
+
+def _cache_inodes(system, facts: Facts, inductor: Optional[str], tmp: str) -> List[Tuple[str, str, int, int]]:
+    """The free and total inodes of the filesystem each cache is (or will be) on: the nearest existing directory."""
+    out = []
+    for name, path in _cache_paths(system, facts, inductor, tmp):
+        where = path
+        while where not in ("", "/") and not system.exists(where):
+            where = os.path.dirname(where)
+        counts = system.inodes_free(where or "/")
+        if counts:
+            out.append((name, path, counts[0], counts[1]))
+    return out
+
+
+def _cache_mounts(system, facts: Facts, inductor: Optional[str], tmp: str):
+    """Where Inductor's and Triton's caches are (or will be made), and the filesystem holding each."""
+    from torch_setup import mounts
+
+    text = system.read_text("/proc/self/mountinfo")
+    if not text:
+        return None
+    table = mounts.parse(text)
+    out = []
+    for name, path in _cache_paths(system, facts, inductor, tmp):
+        m = mounts.holding(system.realpath(path), table)
+        if m is not None:
+            out.append((name, path, m.fstype, m.point))
+    return out
+
+
 def gather_extras(system, facts: Facts, venv: str, check_index: bool = True, env=None) -> Extras:
     """The IO doctor needs beyond facts: free disk, whether the index answers, the Inductor cache's age, the last
     passed verification (`env`: what the plan sets for the compile, CXX/CC of a newer compiler)."""
@@ -280,6 +349,8 @@ def gather_extras(system, facts: Facts, venv: str, check_index: bool = True, env
     user = system.env.get("USER") or system.env.get("LOGNAME") or ("root" if facts.host.is_root else "")
     tmp = system.env.get("TMPDIR") or "/tmp"  # torch: tempfile.gettempdir()/torchinductor_USER
     cache = system.env.get("TORCHINDUCTOR_CACHE_DIR") or (os.path.join(tmp, f"torchinductor_{user}") if user else None)
+    ex.cache_mounts = _cache_mounts(system, facts, cache, tmp)
+    ex.cache_inodes = _cache_inodes(system, facts, cache, tmp)
     if cache and system.exists(cache):
         ex.cache_dir, ex.cache_mtime = cache, system.mtime(cache)
         if facts.torch.location:

@@ -4,7 +4,8 @@ The fix of a cause is a slice of one plan (pipeline.plan_host / assemble, then P
 question is which host that plan is for. `choose` answers it:
 - `--facts FILE`: the host that wrote FILE (`detect --json` there): its exact plan, made offline here.
 - `--here`: this host (probed, planned offline); `--fix` may run it.
-- otherwise the log decides: when what it says of its host (loghost.read) contradicts this host (another OS,
+- otherwise the log decides: when it does not say which OS wrote it, the fix is advice (a command would be a
+  guess); when what it says of its host (loghost.read) contradicts this host (another OS,
   distro, architecture, a Jetson, another Python), the fix is for the log's host: the plan of its partial facts
   where they suffice (a Linux of a known distro with its system Python), else advice written for its platform,
   never a command of this host. When nothing contradicts, the fix is this host's plan; this host is probed only
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 from torch_setup import loghost
 from torch_setup.errors import TorchSetupError
-from torch_setup.facts.model import Facts, HostFacts, LibcFacts, OsFacts, PythonFacts
+from torch_setup.facts.model import AcceleratorFacts, Facts, HostFacts, LibcFacts, OsFacts, PythonFacts
 from torch_setup.request import Request
 
 if TYPE_CHECKING:
     from torch_setup.planning.steps import Plan
 
 THIS, LOG, FACTS = "this-host", "log-host", "facts-host"
+NO_OS = "the log does not say which OS wrote it (`--here`: this host's plan)"
 ADVICE = "advice"
 # distros whose system Python the plan knows how to fix from a log alone: (os id, like, package manager)
 _PLANNABLE = {"debian": ("debian", [], "apt"), "debian-family": ("debian", [], "apt"),
@@ -58,7 +60,10 @@ def log_facts(log: loghost.LogHost, cause_ids: Sequence[str] = ()) -> Optional[F
         arch=log.arch or "x86_64", libc=LibcFacts("glibc", None), package_manager=manager,
         host=HostFacts(home="~"),
         python=PythonFacts(found=True, version=minor, executable=f"/usr/bin/python{minor}", implementation="CPython",
-                           source="system", externally_managed="externally-managed" in cause_ids))
+                           source="system", externally_managed="externally-managed" in cause_ids),
+        # the GPU the log names (a torch build for it is the fix of gpu-arch-unsupported); its driver is unknown
+        accelerator=AcceleratorFacts(kind="nvidia", source="log", gpus=list(log.gpus),
+                                     compute_capability=log.capability) if log.capability else AcceleratorFacts())
 
 
 def choose(system, request: Request, log: loghost.LogHost, *, needs_plan: bool, here: bool = False,
@@ -81,12 +86,16 @@ def choose(system, request: Request, log: loghost.LogHost, *, needs_plan: bool, 
     if here:
         facts, _, plan = this_plan() if (this_plan and needs_plan) else (None, None, None)
         return FixHost(THIS, "--here: the log is from this host", "this", facts, plan)
+    if needs_plan and log.system is None:
+        # Nothing in the log says which OS wrote it (a one-line paste, a CI summary): this host's plan would be a
+        # guess, and a command for the wrong OS where the guess is wrong; advice instead, and `--here` for the plan.
+        return FixHost(LOG, NO_OS, "unknown")
     quick = loghost.quick_here(system)
     found = loghost.conflicts(log, quick)
     if not found and needs_plan and this_plan is not None:
         facts, rec, plan = this_plan()
         minor = facts.python.minor if facts is not None and facts.python.found else None
-        found = loghost.conflicts(log, quick, minor)
+        found = loghost.conflicts(log, quick, minor) + gpu_conflicts(log, facts, cause_ids)
         if not found:
             why = ("the log matches this host" if log.known else "the log names no other host")
             return FixHost(THIS, why, "this", facts, plan)
@@ -97,10 +106,43 @@ def choose(system, request: Request, log: loghost.LogHost, *, needs_plan: bool, 
     plan = None
     if facts is not None:
         try:
-            plan = pipeline.assemble(request, facts, pipeline.load_recipes(list(recipes), {}))
+            plan = pipeline.assemble(_for_gpu(request, log, cause_ids), facts,
+                                     pipeline.load_recipes(list(recipes), {}))
         except (TorchSetupError, AssertionError, KeyError):
             plan = None
     return FixHost(LOG, "; ".join(found), log.platform, facts, plan, found)
+
+
+# causes whose fix depends on the GPU: this host's plan fixes them only where the log's GPU is this host's
+_GPU_CAUSES = ("gpu-arch-unsupported",)
+
+
+def gpu_conflicts(log: loghost.LogHost, facts: Optional[Facts], cause_ids: Sequence[str]) -> List[str]:
+    """Why the GPU in the log is not this host's, for causes whose fix is a torch build for that GPU: another
+    capability, no NVIDIA GPU here, or a log that names no GPU (then its fix is advice, not this host's plan)."""
+    if not any(c in _GPU_CAUSES for c in cause_ids):
+        return []
+    acc = facts.accelerator if facts is not None else None
+    if not log.capability:
+        return ["the log does not say which GPU it ran on, and the fix is a torch build for that GPU"]
+    sm = "sm_" + log.capability.replace(".", "")
+    gpu = f"{sm} ({log.gpus[0]})" if log.gpus else sm
+    if acc is None or acc.kind != "nvidia":
+        return [f"the log's GPU is {gpu}; this host has no NVIDIA GPU"]
+    if acc.compute_capability and acc.compute_capability != log.capability:
+        return [f"the log's GPU is {gpu}; this host's is sm_{acc.compute_capability.replace('.', '')}"]
+    return []
+
+
+def _for_gpu(request: Request, log: loghost.LogHost, cause_ids: Sequence[str]) -> Request:
+    """The request for the log's host: a Blackwell GPU (sm_100, sm_120) needs torch 2.7 or later (its first
+    release with CUDA 12.8 builds), where the log names one and the user asked for no version."""
+    import dataclasses
+
+    if ("gpu-arch-unsupported" in cause_ids and log.capability and int(log.capability.split(".")[0]) >= 10
+            and not request.torch):
+        return dataclasses.replace(request, torch=">=2.7")
+    return request
 
 
 def _platform_of(facts: Facts) -> str:
@@ -123,7 +165,7 @@ def fixes(causes, fh: FixHost, log: loghost.LogHost) -> List[dict]:
         out.append({"id": c.id, "title": c.title, "evidence": c.evidence, "line": c.line, "fix": fix,
                     "fix_for": fh.kind if commands else ADVICE,
                     "fix_steps": [s.id for s in steps], "fix_commands": [cmd.shown() for cmd in commands],
-                    "advice": advice})
+                    "advice": advice, "note": extra})
     return out
 
 

@@ -22,7 +22,7 @@ _WIN = [r"\b[A-Za-z]:\\(?:[^\\\s\"']+\\)+", r"\b[A-Za-z]:/(?:Users|Program Files
         r"ComfyUI|StabilityMatrix|AI|conda|miniconda3|anaconda3)\b", r"\\Lib\\site-packages\\",
         r"\bcl(?:\.exe)? : Command line", r"\bcl\.exe\b", r"\bWinError \d+", r"\bMSVC\b", r"\.pyd\b",
         r"\bvswhere\b", r"\bwin_amd64\b", r"Windows not yet supported for torch\.compile", r"\bwin32\b",
-        r"\bLNK\d{4}\b", r"\bC\d{4}: "]
+        r"\bLNK\d{4}\b", r"\bC\d{4}: ", r"(?m)^(?:\([\w.-]+\) )?[A-Za-z]:\\[^\n>]*>"]  # the last: a cmd prompt
 _MAC = [r"/Users/[^/\s]+/", r"/opt/homebrew/", r"/Library/Frameworks/Python\.framework", r"\.dylib\b",
         r"\bmacOS\b", r"\bDarwin\b", r"Apple clang version", r"-apple-darwin", r"MacOSX[\d.]*\.sdk", r"\bXcode\b",
         r"/Applications/Xcode", r"/usr/local/Cellar/", r"macosx_\d+_\d+_(?:arm64|x86_64|universal2)",

@@ -60,6 +60,7 @@ class FakeSystem(System):
     clock: float = 1_800_000_000.0
     mtimes: Dict[str, float] = field(default_factory=dict)
     disk: Dict[str, float] = field(default_factory=dict)
+    inodes: Dict[str, tuple] = field(default_factory=dict)  # path -> (free, total), as System.inodes_free gives
     http: Dict[str, Optional[str]] = field(default_factory=dict)  # url -> error (absent: it answers)
     calls: list = field(default_factory=list)
     links: Dict[str, str] = field(default_factory=dict)  # symlink -> what it resolves to
@@ -133,6 +134,9 @@ class FakeSystem(System):
 
     def disk_free_gb(self, path):
         return self.disk.get(path)
+
+    def inodes_free(self, path):
+        return self.inodes.get(path)
 
     def http_error(self, url, timeout=3, trust=None):
         return self.http.get(url)

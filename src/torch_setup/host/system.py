@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from torch_setup.host import children
 
@@ -221,6 +221,15 @@ class System:
             return shutil.disk_usage(path).free / 1e9
         except OSError:
             return None
+
+    def inodes_free(self, path: str) -> Optional[Tuple[int, int]]:
+        """(inodes free to unprivileged users, inodes in all) of the filesystem holding `path`; None where it does not
+        count inodes (btrfs, some network filesystems) or cannot be asked."""
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        return (st.f_favail, st.f_files) if st.f_files else None
 
     def http_error(self, url: str, timeout: float = 3, trust=None) -> Optional[str]:
         """None when url answers (any HTTP status below 500), else why not, briefly. `trust` (wheels.trust.Trust,
