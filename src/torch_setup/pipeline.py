@@ -174,7 +174,8 @@ def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):
         return None
     from torch_setup.wheels import uv as uvtool
 
-    return uvtool.resolve(facts, facts.config.env, fetch=(lambda source: fetch(source, "uv")) if fetch else None)
+    return uvtool.resolve(facts, facts.config.env, fetch=(lambda source: fetch(source, "uv")) if fetch else None,
+                          index_url=request.index_url)
 
 
 @dataclass
