@@ -72,6 +72,25 @@ def test_a_mirror_of_the_pytorch_index_replaces_it_for_every_variant(lab, how):
     assert any("a mirror: --pytorch-index" in r for r in choice.reasons)
 
 
+def test_a_fleets_pip_config_names_the_mirror_and_the_variable_wins_over_it(lab):
+    """`[torch-setup] pytorch-index = URL` in a pip configuration file (the one a fleet deploys; pip ignores the
+    section) names the mirror; $TORCH_SETUP_PYTORCH_INDEX, then --pytorch-index, win over it."""
+    mirror = with_credentials(lab.url("mirror/whl"))
+    pip = f"torch-setup.pytorch-index={mirror!r}\n"
+    before = len(lab.asked)
+    choice = pipeline.choose_torch(facts_with({"PIP_INDEX_URL": lab.url("pypi")}, pip), RECIPES,
+                                   Request.parse(backend="cu132"))
+    assert (choice.version, choice.variant, choice.index_args()) == ("2.14.1", "cu132", ["--index-url",
+                                                                                          mirror + "/cu132"])
+    assert lab.asked[before:] == ["/mirror/whl/cu132/torch/"]
+    assert any("pip config torch-setup.pytorch-index" in r for r in choice.reasons)
+    assert "s3cret" not in json.dumps(choice.to_dict())
+    env = {"PIP_INDEX_URL": lab.url("pypi"), "TORCH_SETUP_PYTORCH_INDEX": lab.url("mirror/whl")}
+    choice = pipeline.choose_torch(facts_with(env, "torch-setup.pytorch-index='http://127.0.0.1:9/none'\n"),
+                                   RECIPES, Request.parse(backend="cu132"))
+    assert choice.index_args() == ["--index-url", lab.url("mirror/whl") + "/cu132"]
+
+
 def test_the_flag_wins_over_the_variable_and_cpu_asks_the_mirrors_cpu(lab):
     env = {"TORCH_SETUP_PYTORCH_INDEX": "http://127.0.0.1:9/nothing", "PIP_INDEX_URL": lab.url("pypi")}
     before = len(lab.asked)

@@ -204,6 +204,20 @@ def test_resolve_takes_the_users_index_first_when_it_has_uv():
     assert wheel.version == "0.13.8" and wheel.url.startswith(MIRROR)
 
 
+def test_resolve_asks_the_index_url_flag_first():
+    """`install --index-url MIRROR` on a box that reaches only MIRROR: uv comes from there, not PyPI."""
+    mirrored = tuple(dataclasses.replace(f, url=f.url.replace("https://files.pythonhosted.org", MIRROR))
+                     for f in pypi_files() if version_of_any(f.filename) == Version("0.13.8"))
+    fetch = Indexes({MIRROR: indexes.Listing(indexes.Source(MIRROR), mirrored)})
+    wheel = uvtool.resolve(facts(), {}, fetch=fetch, index_url=MIRROR)
+    assert fetch.asked == [MIRROR] and wheel.url.startswith(MIRROR)
+    from torch_setup import pipeline
+
+    plan_wheel = pipeline.resolve_uv(facts(), uvtool_recipes(), Request.parse(index_url=MIRROR),
+                                     fetch=lambda source, project: fetch(source))
+    assert plan_wheel == wheel
+
+
 def test_resolve_goes_on_when_the_index_has_no_uv_and_skips_local_folders():
     fetch = Indexes({MIRROR: indexes.Listing(indexes.Source(MIRROR), (), found=False),
                      indexes.PYPI: indexes.Listing(PYPI_SOURCE, pypi_files())})
@@ -390,6 +404,23 @@ def test_the_plans_uv_step_runs_for_real(served, tmp_path):
     assert os.access(uv.dest(str(home)), os.X_OK)
     assert "uv unpacked to" in out.getvalue()
     assert "<script: torch-setup: fetch the uv wheel" in out.getvalue()  # the script shows as its first line
+
+
+@pytest.mark.parametrize("where", ["PATH", "cache"])
+def test_no_uv_installs_with_pip_even_where_a_uv_is_on_the_box(tmp_path, where):
+    """TORCH_SETUP_NO_UV=1 on a box where uv is on PATH, or cached by an earlier run: pip makes the venv and
+    installs torch; without the variable, that uv does."""
+    uv = "/usr/local/bin/uv" if where == "PATH" else "/root/.cache/torch-setup/uv-0.13.9/uv"
+    for env, want in (({}, uv), ({"TORCH_SETUP_NO_UV": "1"}, None)):
+        f = facts(**{"host.uv": uv, "config.env": env})
+        plan = make_plan(f, uvtool_recipes(), Request(venv=str(tmp_path / "venv")))
+        steps = {s.id: s for s in plan.steps}
+        torch_argv, venv_argv = steps["torch"].commands[0].argv, steps["venv"].commands[0].argv
+        if want:
+            assert torch_argv[:2] == (uv, "pip") and venv_argv[:2] == (uv, "venv")
+        else:
+            assert uv not in torch_argv and torch_argv[1:4] == ("-m", "pip", "install"), torch_argv
+            assert venv_argv[1:3] == ("-m", "venv") and not any(s.id == "uv" for s in plan.steps)
 
 
 def uvtool_recipes():

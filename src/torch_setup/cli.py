@@ -43,7 +43,8 @@ BackendOpt = typer.Option("", "--torch-backend", help="auto, cpu, cu130, rocm6.4
 WithOpt = typer.Option("", "--with", help="Companions matched to the chosen torch: torchvision,torchaudio.")
 IndexOpt = typer.Option(None, "--index-url", help="Take torch from this index (your pip/uv settings otherwise).")
 MirrorOpt = typer.Option(None, "--pytorch-index", help="A mirror of https://download.pytorch.org/whl: its URL/cu130, "
-                         "URL/cpu, ... are asked instead (also TORCH_SETUP_PYTORCH_INDEX).")
+                         "URL/cpu, ... are asked instead (also TORCH_SETUP_PYTORCH_INDEX, or pytorch-index in the "
+                         "[torch-setup] section of pip.conf).")
 LinksOpt = typer.Option([], "--find-links", help="A folder of wheels (an offline wheelhouse), asked first.")
 FromOpt = typer.Option(None, "--python-from", help="Where a missing --python X.Y comes from: system (the package "
                        "manager), uv, pyenv or conda. Default: the active Python's source, else the package "

@@ -123,10 +123,11 @@ def choose_torch(facts: Facts, recipes, request: Request, fetch=None, system: Op
     if not facts.python.found or not planning.needs_torch(facts, recipes, request):
         return None
     from torch_setup.wheels import choose as torch_choice
+    from torch_setup.wheels import indexes
 
     env = facts.config.env
     backend = request.backend or "auto"  # auto: the planned host's $TORCH_SETUP_TORCH_BACKEND, else its GPU
-    mirror = request.pytorch_index or env.get(torch_choice.PYTORCH_INDEX_ENV, "").strip()
+    mirror = indexes.pytorch_mirror(request.pytorch_index, env, facts.config.pip)
     if system is None:  # facts of a host this one cannot look into: its folders and files are not read here
         fetch = _not_local(fetch)
     kw = {"fetch": fetch} if fetch else {}
@@ -174,7 +175,8 @@ def resolve_uv(facts: Facts, recipes, request: Request, fetch=None):
         return None
     from torch_setup.wheels import uv as uvtool
 
-    return uvtool.resolve(facts, facts.config.env, fetch=(lambda source: fetch(source, "uv")) if fetch else None)
+    return uvtool.resolve(facts, facts.config.env, fetch=(lambda source: fetch(source, "uv")) if fetch else None,
+                          index_url=request.index_url)
 
 
 @dataclass

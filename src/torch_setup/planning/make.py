@@ -114,8 +114,11 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
     use_venv = uses_venv(facts, recipes, options)
     venv = resolve.expand_home(options.venv, facts) if use_venv else None
     target = os.path.join(venv, "bin", "python") if venv else py.executable
-    fetch_uv = uv is not None and not facts.host.uv and not keep_torch
-    uv_path = facts.host.uv or (uv.dest(resolve.expand_home("~", facts)) if fetch_uv else None)
+    from torch_setup.wheels import uv as uvtool
+
+    no_uv = uvtool.refused(facts.config.env)  # pip, even with a uv on PATH or cached by an earlier run
+    fetch_uv = uv is not None and not facts.host.uv and not keep_torch and not no_uv
+    uv_path = None if no_uv else facts.host.uv or (uv.dest(resolve.expand_home("~", facts)) if fetch_uv else None)
 
     needs = []
     if not py.has_headers:

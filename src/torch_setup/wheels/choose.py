@@ -31,7 +31,7 @@ from torch_setup.wheels.variants import Policy, Table, load_table, wanted
 from torch_setup.wheels.tags import Target, target_from
 
 PYTORCH_INDEX = "https://download.pytorch.org/whl"
-PYTORCH_INDEX_ENV = "TORCH_SETUP_PYTORCH_INDEX"  # a mirror of it, like --pytorch-index (BASE/cu130, BASE/cpu, ...)
+PYTORCH_INDEX_ENV = indexes.PYTORCH_INDEX_ENV  # a mirror of it, like --pytorch-index (BASE/cu130, BASE/cpu, ...)
 Fetch = Callable[[Source, str], Listing]
 COMPANIONS = ("torchvision", "torchaudio")
 
@@ -329,8 +329,9 @@ def _tls_error(failed: List[IndexUnreachable], trust) -> TlsError:
 
     used = failed[0].trust or trust
     urls = ", ".join(dict.fromkeys(u.url for u in failed))
-    why = "; ".join(dict.fromkeys(u.reason for u in failed))
-    return TlsError(mask_text(f"TLS verification failed for {urls} ({why}) with {used.label}"),
+    why = "; ".join(dict.fromkeys(u.reason for u in failed if u.reason != "TLS verification failed"))
+    return TlsError(mask_text(f"TLS verification failed for {urls}" + (f" ({why})" if why else "")
+                              + f" with {used.label}"),
                     hint=mask_text(trusting.fix_hint(used)))
 
 
@@ -435,7 +436,8 @@ def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, 
         "index-url": f"torch comes from {c.source.display} (--index-url)",
         "pytorch": f"torch comes from {c.source.display}, the PyTorch index for {variant}"
                    + ("" if c.source.url.startswith(PYTORCH_INDEX + "/") else
-                      " (a mirror: --pytorch-index or " + PYTORCH_INDEX_ENV + ")") + ", which answered",
+                      " (a mirror: --pytorch-index, " + PYTORCH_INDEX_ENV + " or pip config "
+                      + indexes.PYTORCH_INDEX_CONFIG + ")") + ", which answered",
         "configured": f"torch comes from {c.source.display} ({c.source.origin})",
         "pypi": "torch comes from PyPI",
     }[stage])

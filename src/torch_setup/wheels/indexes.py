@@ -92,6 +92,20 @@ def _pip_option(cfg: Mapping[str, str], option: str) -> Tuple[Optional[str], str
     return None, ""
 
 
+PYTORCH_INDEX_ENV = "TORCH_SETUP_PYTORCH_INDEX"
+PYTORCH_INDEX_CONFIG = "torch-setup.pytorch-index"  # pip.conf: [torch-setup] pytorch-index = URL (pip ignores it)
+
+
+def pytorch_mirror(flag: Optional[str], env: Mapping[str, str], pip_config: str = "") -> Optional[str]:
+    """The mirror of the PyTorch index the user named: --pytorch-index, else $TORCH_SETUP_PYTORCH_INDEX, else
+    `pytorch-index` in the `[torch-setup]` section of the pip configuration files (what a fleet already deploys
+    to every box; pip ignores sections it does not know). None: https://download.pytorch.org/whl."""
+    for value in (flag, env.get(PYTORCH_INDEX_ENV), parse_pip_config_list(pip_config).get(PYTORCH_INDEX_CONFIG)):
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
 def _uv_index_entries(value: str) -> List[str]:
     """UV_INDEX: space-separated `[name=]url` entries."""
     out = []

@@ -16,6 +16,11 @@ from typing import Optional
 NO_UV_ENV = "TORCH_SETUP_NO_UV"  # "1": use pip, never fetch uv
 
 
+def refused(env) -> bool:
+    """TORCH_SETUP_NO_UV=1: the user wants pip, even where a uv is on PATH or cached by an earlier run."""
+    return env.get(NO_UV_ENV, "") not in ("", "0")
+
+
 @dataclass(frozen=True)
 class UvWheel:
     version: str
@@ -79,9 +84,10 @@ def choose(listing_files, target_tags) -> Optional[UvWheel]:
     return UvWheel(str(v), f.filename, f.url, f.sha256, f.size)
 
 
-def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
-    """Ask the user's indexes, then PyPI, for a uv wheel for this box. None: stay with pip."""
-    if env.get(NO_UV_ENV, "") not in ("", "0"):
+def resolve(facts, env, fetch=None, index_url: Optional[str] = None) -> Optional[UvWheel]:
+    """Ask the user's indexes (`index_url`: --index-url, first), then PyPI, for a uv wheel for this box. None:
+    stay with pip. A box that reaches only its --index-url gets uv from there."""
+    if refused(env):
         return None
     from torch_setup.wheels import indexes
     from torch_setup.wheels.tags import target_from
@@ -96,7 +102,7 @@ def resolve(facts, env, fetch=None) -> Optional[UvWheel]:
         target, _ = target_from(replace(facts, python=py))
     except Exception:
         return None
-    conf = indexes.configured(env=env, pip_config=facts.config.pip)
+    conf = indexes.configured(index_url=index_url, env=env, pip_config=facts.config.pip)
     sources = [s for s in [conf.index, *conf.extra] if s] + [indexes.Source(indexes.PYPI, "index", "PyPI")]
     fetch = fetch or (lambda source: indexes.fetch(source, "uv", timeout=(3.05, 15)))
     for source in sources:
