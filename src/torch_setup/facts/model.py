@@ -48,6 +48,9 @@ class HostFacts:
     pyenv: Optional[str] = None  # pyenv on PATH
     openssl: Optional[str] = None  # path of the openssl program on PATH (Inductor >= 2.8 runs it)
     interrupted_packages: List[str] = field(default_factory=list)  # half-installed by a stopped apt (dpkg --audit)
+    # dpkg's installed packages, NAME:ARCH=VERSION[;ma=..][;provides=..] (facts/packages.py): `bundle` resolves
+    # the .debs another host's plan needs against them
+    installed_packages: List[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
