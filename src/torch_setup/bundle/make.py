@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence
 
 from torch_setup import __version__
@@ -227,7 +227,9 @@ def write(system, bundle: Bundle, output: str, request_dict: dict, say: Callable
     start, fetched = time.monotonic(), 0
     for item in sorted(bundle.files.values(), key=lambda i: i.path):
         if store.fetch(item, output, cache, session, say):
-            fetched += item.size or 0
+            fetched += os.path.getsize(os.path.join(output, item.path))
+        if item.size is None:  # an index that lists no sizes (PEP 503 HTML): the file's own
+            bundle.files[item.path] = replace(item, size=os.path.getsize(os.path.join(output, item.path)))
     targets = {}
     for ws_id, locked in bundle.wheel_files.items():
         ws = next(hp.wheel_set for hp in bundle.hosts if hp.wheel_set and hp.wheel_set.id == ws_id)

@@ -151,8 +151,8 @@ def plan(request, facts, recipes, bundle: str) -> Plan:
     from torch_setup import pipeline
     from torch_setup.planning import make as planning
 
-    bundle = os.path.abspath(bundle)
     manifest = read_manifest(bundle)
+    bundle = os.path.abspath(bundle)
     rec = recipes
     choice, uv, used = None, None, []
     if facts.python.found and not facts.python.predicted and planning.needs_torch(facts, rec, request):
