@@ -56,21 +56,22 @@ def index(tmp_path):
     w.mkdir()
     uv = wheel(w, "uv", "0.0.1", "py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64",
                files={"uv-0.0.1.data/scripts/uv": "#!/bin/sh\necho 'uv 0.0.1 (fake)'\n"})
-    tree = {"torch": [wheel(w, "torch", "2.15.0", "cp313-cp313-manylinux_2_28_x86_64", ["tinydep>=1"])],
+    tree = {"torch": [wheel(w, "torch", "2.15.0", "cp313-cp313-manylinux_2_28_x86_64", ["tinydep>=1"]),
+                      wheel(w, "torch", "2.15.0", "cp312-cp312-manylinux_2_28_x86_64", ["tinydep>=1"])],
             "tinydep": [wheel(w, "tinydep", "1.2")], "pip": [wheel(w, "pip", "25.0")], "uv": [uv]}
     with serve({"simple": tree}) as lab:
         yield lab
 
 
-def other_host(tmp_path, lab, **host) -> Path:
+def other_host(tmp_path, lab, name="host.json", python=None, **host) -> Path:
     """Facts of a Debian 13 host (a real detect's, tests/fixtures/platforms) whose headers and compiler are there
     (no .debs to resolve: that needs Debian's archive), whose pip configuration names the loopback index."""
     data = json.loads((FIXTURES / "platforms" / "debian-13.json").read_text())
-    data["python"].update(has_headers=True)
+    data["python"].update(has_headers=True, **(python or {}))
     data["compiler"].update(ok=True, toolchain_ok=True, path="/usr/bin/g++", family="gcc", version="14.2.0")
     data["host"].update(ca_bundle=True, openssl="/usr/bin/openssl", **host)
     data["config"] = {"env": {"PIP_INDEX_URL": lab.url("simple")}, "pip": ""}
-    path = tmp_path / "host.json"
+    path = tmp_path / name
     path.write_text(json.dumps(data))
     return path
 
@@ -148,6 +149,46 @@ def test_the_requirements_install_with_no_index_and_a_changed_wheel_is_refused(b
     shutil.rmtree(tmp_path / "t")
     res = subprocess.run(argv, capture_output=True, text=True, env=dict(env, UV_CACHE_DIR=str(tmp_path / "uvc2")))
     assert res.returncode != 0 and "hash" in res.stderr.lower(), res.stderr
+
+
+def test_a_fleet_of_mixed_hosts_shares_what_they_have_in_common(tmp_path, index, builtin_recipes):
+    """Three hosts: two alike (Python 3.13), one with Python 3.12. Two targets; the pure wheels and uv once."""
+    a = other_host(tmp_path, index, "a.json")
+    b = other_host(tmp_path, index, "b.json")
+    c = other_host(tmp_path, index, "c.json", python={"version": "3.12.8", "include_dir": "/usr/include/python3.12"})
+    out = tmp_path / "fleet"
+    res = run_cli("bundle", "--facts", str(a), "--facts", str(b), "--facts", str(c), "--index-url",
+                  index.url("simple"), "--output", str(out), "--json",
+                  env={"TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path / "home")})
+    assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    hosts = {h["label"]: h for h in manifest["hosts"]}
+    assert hosts[str(a)]["wheels"] == hosts[str(b)]["wheels"] != hosts[str(c)]["wheels"]
+    assert len(manifest["targets"]) == 2
+    assert sorted(manifest["files"]) == sorted([
+        "uv/uv-0.0.1-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", "wheels/pip-25.0-py3-none-any.whl",
+        "wheels/tinydep-1.2-py3-none-any.whl", "wheels/torch-2.15.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+        "wheels/torch-2.15.0-cp313-cp313-manylinux_2_28_x86_64.whl"])
+    assert manifest["bytes"] == sum(m["size"] for m in manifest["files"].values()) + manifest["pyz"]["size"]
+    # each host's install plan takes its own target
+    for f in (a, c):
+        facts = pipeline.read_facts(str(f))
+        torch = next(s for s in offline.plan(Request(), facts, builtin_recipes, str(out)).todo if s.id == "torch")
+        req = Path(torch.commands[0].argv[torch.commands[0].argv.index("-r") + 1])
+        assert req.parent.name == hosts[str(f)]["wheels"]
+
+
+def test_a_tar_output_is_the_folder_in_one_file(tmp_path, index):
+    import tarfile
+
+    facts = other_host(tmp_path, index)
+    res = run_cli("bundle", "--facts", str(facts), "--index-url", index.url("simple"), "--output",
+                  str(tmp_path / "b.tar"), env={"TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "c"), "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    with tarfile.open(tmp_path / "b.tar") as t:
+        names = set(t.getnames())
+    assert {"b/manifest.json", "b/torch-setup.pyz", "b/wheels/pip-25.0-py3-none-any.whl"} <= names
+    assert not (tmp_path / "b.d").exists()
 
 
 def test_dry_run_prints_the_sizes_and_makes_nothing(tmp_path, index):
@@ -232,7 +273,7 @@ def test_install_from_no_bundle_is_exit_14(tmp_path):
     data = payload(res.stdout, "install")
     assert data["error"]["code"] == 14 and "no bundle there" in data["error"]["message"]
     res = run_cli("install", "--dry-run", "--from", "http://127.0.0.1:9/bundle", env={"HOME": str(tmp_path)})
-    assert res.returncode == 14 and "only a bundle folder" in res.stderr
+    assert res.returncode == 14 and "cannot read manifest.json" in res.stderr, res.stderr
 
 
 def test_facts_without_the_installed_packages_say_so(tmp_path, index):
@@ -310,3 +351,53 @@ def test_uv_platform_of_the_facts(arch, libc, want):
     facts = Facts.from_dict({"arch": arch, "libc": {"name": "glibc", "version": libc},
                              "python": {"found": True, "version": "3.13.5"}})
     assert wheels.uv_platform(facts) == want
+
+
+@pytest.fixture
+def http_bundle(built):
+    """The built bundle's folder served over HTTP on 127.0.0.1 (a controller serving it); records each path."""
+    import http.server
+    import threading
+
+    out = built[0]
+    asked = []
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(out), **kw)
+
+        def log_message(self, *args):
+            asked.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_install_from_a_url_fetches_what_this_plan_needs_checked(built, http_bundle, builtin_recipes, tmp_path):
+    out, facts_path, _, _ = built
+    url, asked = http_bundle
+    facts = pipeline.read_facts(str(facts_path))
+    env = {"HOME": str(tmp_path), "TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "c")}
+    plan = offline.plan(Request(), facts, builtin_recipes, url, env=env)
+    torch = next(s for s in plan.todo if s.id == "torch").commands[0].argv
+    local = Path(torch[torch.index("--find-links") + 1]).parent
+    assert local.is_relative_to(tmp_path / "c")
+    got = sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
+    manifest = json.loads((out / "manifest.json").read_text())
+    target = next(iter(manifest["targets"].values()))
+    assert got == sorted([w["path"] for w in target["wheels"]] + [target["requirements_file"],
+                                                                  manifest["hosts"][0]["uv"]])
+    assert "/torch-setup.pyz" not in asked  # only what this host's plan needs
+    # A file served that is not what the manifest says: refused by name, nothing used.
+    dep = next(out.glob("wheels/tinydep-*.whl"))
+    data = dep.read_bytes()
+    dep.unlink()
+    dep.write_bytes(data[:-1] + b"x")
+    with pytest.raises(BundleError, match="tinydep-1.2-py3-none-any.whl: sha256"):
+        offline.plan(Request(), facts, builtin_recipes, url,
+                     env=dict(env, TORCH_SETUP_BUNDLE_CACHE=str(tmp_path / "d")))

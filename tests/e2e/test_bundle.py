@@ -103,6 +103,10 @@ def bundle(facts_file, tmp_path_factory, measures) -> Path:
     assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
     data = payload(res.stdout)
     measures.update(bundle_bytes=data["total_bytes"], downloaded_bytes=data["downloaded_bytes"], files=data["files"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    for part in ("wheels", "debs", "uv"):
+        sizes = [m["size"] for p, m in manifest["files"].items() if p.startswith(part + "/")]
+        measures[part] = {"files": len(sizes), "bytes": sum(sizes)}
     return out
 
 
@@ -148,6 +152,7 @@ def test_install_from_the_bundle_with_no_network(root, mounted, measures):
                   timeout=3000)
     measures["install_s"] = round(time.monotonic() - start, 1)
     print(res.stdout[-4000:], res.stderr[-6000:])
+    measures["steps"] = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith(("ok: ", "==> "))]
     assert res.returncode == 0
     assert "torch.compile verified" in res.stdout
     assert root.host_path("/usr/include/python3.13/Python.h").exists()

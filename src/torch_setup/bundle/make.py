@@ -180,7 +180,7 @@ def resolve(system, request, recipes, hosts: Sequence[HostIn], this_facts: Calla
         ws = hp.wheel_set
         if ws and ws.id not in wheel_files:
             if uv_here is None:
-                uv_here = wheelsets.uv_for_here(system, this_facts(), os.path.join(cache, "uv"))
+                uv_here = wheelsets.uv_for_here(system, this_facts, os.path.join(cache, "uv"))
             say(f"resolving {' '.join(ws.requirements)} for Python {ws.python} on {ws.platform}")
             wheel_files[ws.id] = wheelsets.compile_set(system, uv_here, ws, os.path.join(cache, "compile", ws.id))
         for lk in wheel_files.get(ws.id, []) if ws else []:

@@ -31,23 +31,71 @@ class BundleChoice(Choice):
         return ["--no-index", "--find-links", self.wheels_dir]
 
 
-def read_manifest(bundle: str) -> dict:
-    if bundle.startswith(("http://", "https://")):
-        raise BundleError(f"--from {bundle}: only a bundle folder is read (not a URL)",
-                          hint="copy the bundle to this host (rsync, scp) and give its path")
-    path = os.path.join(bundle, MANIFEST)
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as e:
-        raise BundleError(f"--from {bundle}: no bundle there ({MANIFEST}: {e.strerror})",
-                          hint="give the folder `torch-setup bundle --output DIR` made") from None
-    except ValueError as e:
-        raise BundleError(f"--from {bundle}: {MANIFEST} is not JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BundleError(f"--from {bundle}: {MANIFEST} is not a {FORMAT} manifest",
-                          hint="make the bundle again with this torch-setup")
-    return data
+class Source:
+    """Where the bundle is: a folder, or an http(s) URL of one (a controller serving it), whose manifest is read
+    and whose files this host's plan needs are fetched, each checked against the manifest's sha256, into the
+    bundle cache (store.py) and used from there."""
+
+    def __init__(self, location: str, env):
+        import hashlib
+
+        self.remote = location.startswith(("http://", "https://"))
+        self.location = location
+        self.env = env
+        if self.remote:
+            from torch_setup.wheels import trust
+
+            self.base = location.rstrip("/") + "/"
+            self.cache = store.cache_dir(env)
+            self.dir = os.path.join(self.cache, "from", hashlib.sha256(self.base.encode()).hexdigest()[:16])
+            self.session = trust.session(trust.from_config(env))
+        else:
+            self.dir = os.path.abspath(location)
+        self.manifest = self._read()
+
+    def _read(self) -> dict:
+        from torch_setup.masking import mask
+
+        shown = mask(self.location)
+        try:
+            if self.remote:
+                try:
+                    resp = self.session.get(self.base + MANIFEST, timeout=(10, 60))
+                except Exception as e:  # requests' connection errors (OSErrors too): one line
+                    raise BundleError(f"--from {shown}: cannot read {MANIFEST}: {type(e).__name__}",
+                                      details=str(e), hint="is the bundle served there? (python3 -m http.server "
+                                      "-d BUNDLE 8080 on the controller serves one)") from None
+                if resp.status_code != 200:
+                    raise BundleError(f"--from {shown}: no bundle there ({MANIFEST}: HTTP {resp.status_code})",
+                                      hint="give the URL of the folder `torch-setup bundle --output DIR` made")
+                data = resp.json()
+            else:
+                with open(os.path.join(self.dir, MANIFEST)) as f:
+                    data = json.load(f)
+        except OSError as e:
+            raise BundleError(f"--from {shown}: no bundle there ({MANIFEST}: {e.strerror or e})",
+                              hint="give the folder `torch-setup bundle --output DIR` made") from None
+        except ValueError as e:
+            raise BundleError(f"--from {shown}: {MANIFEST} is not JSON ({e})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise BundleError(f"--from {shown}: {MANIFEST} is not a {FORMAT} manifest",
+                              hint="make the bundle again with this torch-setup")
+        return data
+
+    def ensure(self, paths, sha256: Optional[str] = None) -> None:
+        """Fetch these files of a remote bundle (checked); a folder's are used where they are."""
+        if not self.remote:
+            return
+        for path in paths:
+            meta = self.manifest.get("files", {}).get(path) or {"sha256": sha256, "size": None}
+            if not meta.get("sha256"):
+                raise BundleError(f"the bundle's manifest has no sha256 for {path}")
+            store.fetch(store.Item(path, self.base + path, meta["sha256"], meta.get("size")), self.dir, self.cache,
+                        self.session)
+
+
+def read_manifest(bundle: str, env=None) -> dict:
+    return Source(bundle, env if env is not None else os.environ).manifest
 
 
 def built_for(manifest: dict) -> str:
@@ -145,20 +193,23 @@ def _debs_for(manifest: dict, facts, packages: List[str]) -> Tuple[str, dict]:
     raise _missing(manifest, f"the .debs of {' '.join(packages)} for {facts.os.id} {facts.os.codename} {arch}")
 
 
-def plan(request, facts, recipes, bundle: str) -> Plan:
+def plan(request, facts, recipes, bundle: str, env=None) -> Plan:
     """This host's plan from the bundle: the same assembly as online (pipeline.assemble), its torch choice and uv
     the bundle's, its package steps apt-get on the bundle's .debs. Raises BundleError for anything missing."""
     from torch_setup import pipeline
+    from torch_setup.masking import mask
     from torch_setup.planning import make as planning
 
-    manifest = read_manifest(bundle)
-    bundle = os.path.abspath(bundle)
+    src = Source(bundle, env if env is not None else os.environ)
+    manifest, bundle = src.manifest, src.dir
     rec = recipes
     choice, uv, used = None, None, []
     if facts.python.found and not facts.python.predicted and planning.needs_torch(facts, rec, request):
         ws_id, t = _target(manifest, facts, request)
+        src.ensure([t["requirements_file"]], t.get("requirements_sha256"))
         _check_own(bundle, t["requirements_file"], t.get("requirements_sha256"))
         used += [w["path"] for w in t["wheels"]]
+        src.ensure(used)
         check_files(manifest, bundle, used, hash_them=False)
         torch = t.get("torch") or {}
         choice = BundleChoice(
@@ -172,6 +223,8 @@ def plan(request, facts, recipes, bundle: str) -> Plan:
             wheels_dir=os.path.join(bundle, "wheels"), requirements_file=os.path.join(bundle, t["requirements_file"]))
         if not facts.host.uv:
             uv = _uv(manifest, bundle, facts)
+            if uv is not None:
+                src.ensure([os.path.relpath(uv.url[len("file://"):], bundle)])
     the_plan = pipeline.assemble(request, facts, rec, choice=choice, uv=uv)
     if uv is not None and the_plan.step_for("uv") is not None:
         check_files(manifest, bundle, [os.path.relpath(uv.url[len("file://"):], bundle)], hash_them=True)
@@ -196,6 +249,7 @@ def plan(request, facts, recipes, bundle: str) -> Plan:
             steps.append(step)
             continue
         ds_id, ds = _debs_for(manifest, facts, packages)
+        src.ensure(ds["files"])
         check_files(manifest, bundle, ds["files"], hash_them=True)
         install = next(c for c in step.commands if apt_packages(c.argv) is not None)
         words = list(install.argv)
@@ -206,5 +260,5 @@ def plan(request, facts, recipes, bundle: str) -> Plan:
                              title=f"{step.title} (from the bundle's {len(ds['files'])} .debs)",
                              why=step.why + f"; the bundle's .debs {ds_id}"))
     return replace(the_plan, steps=tuple(steps),
-                   notes=the_plan.notes + (f"installing from the bundle {bundle} (built for {built_for(manifest)}): "
-                                           "no index, no network",))
+                   notes=the_plan.notes + (f"installing from the bundle {mask(src.location)} (built for "
+                                           f"{built_for(manifest)}): no index, no network",))

@@ -126,14 +126,17 @@ def compile_set(system, uv: str, wheel_set: WheelSet, work: str) -> List[Locked]
     return found
 
 
-def uv_for_here(system, facts, cache: str) -> str:
-    """A uv for this host's resolution: on PATH, one an earlier run fetched, else its wheel fetched (checked) and
-    unpacked into the cache."""
+def uv_for_here(system, this_facts, cache: str) -> str:
+    """A uv for this host's resolution: on PATH, else one an earlier run fetched, else its wheel fetched (checked)
+    and unpacked into the cache. `this_facts`: a function giving this host's facts (probed only when needed)."""
     from torch_setup.wheels import uv as uvtool
 
-    found = system.which("uv") or facts.host.uv
+    found = system.which("uv")
     if found:
         return found
+    facts = this_facts()
+    if facts.host.uv:
+        return facts.host.uv
     wheel = uvtool.resolve(facts, {k: v for k, v in facts.config.env.items() if k != uvtool.NO_UV_ENV})
     if wheel is None:
         raise BundleError("no uv here, and no uv wheel for this host on its indexes: uv resolves the wheels",
@@ -167,15 +170,27 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _has_credentials(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return bool(parts.username or parts.password or parts.query)
+    except ValueError:
+        return True
+
+
 def pylock_toml(locked: Sequence[Locked], python: str, rel: str, created_by: str = "torch-setup") -> str:
     """A PEP 751 lock file (https://peps.python.org/pep-0751/) for one target: each package with its one wheel,
-    at `path` (relative to the lock file: `rel` is the way to the bundle's root) and at the `url` it came from."""
+    at `path` (relative to the lock file: `rel` is the way to the bundle's root) and at the `url` it came from
+    (left out where that URL carries credentials: a lock file is shared)."""
     out = ['lock-version = "1.0"', f"created-by = {_toml_str(created_by)}",
            f"requires-python = {_toml_str('==' + python.rstrip('t') + '.*')}", ""]
     for lk in sorted(locked, key=lambda x: x.name):
         name = os.path.basename(lk.item.path)
         size = f", size = {lk.item.size}" if lk.item.size else ""
+        url = f", url = {_toml_str(lk.item.url)}" if lk.item.url and not _has_credentials(lk.item.url) else ""
         out += ["[[packages]]", f"name = {_toml_str(lk.name)}", f"version = {_toml_str(lk.version)}",
-                f"wheels = [{{ name = {_toml_str(name)}, path = {_toml_str(rel + '/' + lk.item.path)}, "
-                f"url = {_toml_str(lk.item.url)}{size}, hashes = {{ sha256 = {_toml_str(lk.item.sha256)} }} }}]", ""]
+                f"wheels = [{{ name = {_toml_str(name)}, path = {_toml_str(rel + '/' + lk.item.path)}"
+                f"{url}{size}, hashes = {{ sha256 = {_toml_str(lk.item.sha256)} }} }}]", ""]
     return "\n".join(out)
