@@ -297,6 +297,20 @@ def test_the_installed_packages_are_read_from_dpkg_status():
         "base-passwd:amd64=3.6.7;ma=foreign"]  # not the half-configured and unpacked ones
 
 
+def test_detect_reads_the_installed_packages_through_the_seam(builtin_recipes):
+    from conftest import host_system, load_host
+    from torch_setup.facts import gather
+    from torch_setup.request import PythonRequest
+
+    name = "debian13-installed-system"
+    system = host_system(name)
+    system.files[packages.DPKG_STATUS] = STATUS
+    facts = gather.gather(system, PythonRequest.parse(load_host(name)["spec"]), builtin_recipes.manager_binaries,
+                          system_name="Linux", machine="x86_64")
+    assert facts.host.installed_packages == packages.parse_installed(STATUS)
+    assert Facts.from_dict(facts.to_dict()).host.installed_packages == facts.host.installed_packages  # round trip
+
+
 def test_the_status_written_for_apt_takes_the_archives_stanza_of_the_same_version():
     shown = apt._stanzas(fixture_text("bundle", "apt-cache-show-trixie"))
     assert ("gcc-14-base", "14.2.0-19", "amd64") in shown

@@ -140,8 +140,9 @@ class Facts:
     def to_dict(self, masked: bool = True) -> Dict[str, Any]:
         """As JSON; `masked`: credentials in the configuration shown as ***, as in every other output."""
         data = dataclasses.asdict(self)
-        if not data["host"]["interrupted_packages"]:
-            del data["host"]["interrupted_packages"]  # shown only when there are some (facts of schema 2 as before)
+        for key in ("interrupted_packages", "installed_packages"):
+            if not data["host"][key]:
+                del data["host"][key]  # shown only when there are some (facts of schema 2 as before)
         if masked:
             from torch_setup.masking import mask_text
 
