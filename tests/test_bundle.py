@@ -178,7 +178,7 @@ def test_a_fleet_of_mixed_hosts_shares_what_they_have_in_common(tmp_path, index,
         assert req.parent.name == hosts[str(f)]["wheels"]
 
 
-def test_a_tar_output_is_the_folder_in_one_file(tmp_path, index):
+def test_a_tar_output_is_the_folder_in_one_file_and_installs(tmp_path, index, builtin_recipes):
     import tarfile
 
     facts = other_host(tmp_path, index)
@@ -189,6 +189,13 @@ def test_a_tar_output_is_the_folder_in_one_file(tmp_path, index):
         names = set(t.getnames())
     assert {"b/manifest.json", "b/torch-setup.pyz", "b/wheels/pip-25.0-py3-none-any.whl"} <= names
     assert not (tmp_path / "b.d").exists()
+    # install --from the tarball: this host's files extracted into the bundle cache, and planned from there
+    env = {"HOME": str(tmp_path), "TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "x")}
+    plan = offline.plan(Request(), pipeline.read_facts(str(facts)), builtin_recipes, str(tmp_path / "b.tar"), env=env)
+    argv = next(s for s in plan.todo if s.id == "torch").commands[0].argv
+    wheels_dir = Path(argv[argv.index("--find-links") + 1])
+    assert wheels_dir.is_relative_to(tmp_path / "x") and (wheels_dir / "pip-25.0-py3-none-any.whl").is_file()
+    assert not (wheels_dir.parent / "torch-setup.pyz").exists()  # only what the plan needs
 
 
 def test_dry_run_prints_the_sizes_and_makes_nothing(tmp_path, index):

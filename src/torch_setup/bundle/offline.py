@@ -32,17 +32,34 @@ class BundleChoice(Choice):
 
 
 class Source:
-    """Where the bundle is: a folder, or an http(s) URL of one (a controller serving it), whose manifest is read
-    and whose files this host's plan needs are fetched, each checked against the manifest's sha256, into the
-    bundle cache (store.py) and used from there."""
+    """Where the bundle is: a folder; an http(s) URL of one (a controller serving it), whose manifest is read and
+    whose files this host's plan needs are fetched, each checked against the manifest's sha256, into the bundle
+    cache (store.py) and used from there; or a .tar of one (`bundle --output X.tar`), whose needed files are
+    extracted there the same way."""
 
     def __init__(self, location: str, env):
         import hashlib
 
         self.remote = location.startswith(("http://", "https://"))
+        self.tar = None
         self.location = location
         self.env = env
-        if self.remote:
+        if not self.remote and location.endswith(".tar") and os.path.isfile(location):
+            import tarfile
+
+            try:
+                self.tar = tarfile.open(location)
+                top = next((m.name.split("/", 1)[0] for m in self.tar if m.name.endswith("/" + MANIFEST)), None)
+            except (OSError, tarfile.TarError) as e:
+                raise BundleError(f"--from {location}: not a readable tarball ({e})") from None
+            if top is None:
+                raise BundleError(f"--from {location}: no bundle in this tarball (no {MANIFEST})")
+            self.top = top
+            stat = os.stat(location)
+            key = f"{os.path.abspath(location)}:{stat.st_size}:{stat.st_mtime}"
+            self.cache = store.cache_dir(env)
+            self.dir = os.path.join(self.cache, "from", hashlib.sha256(key.encode()).hexdigest()[:16])
+        elif self.remote:
             from torch_setup.wheels import trust
 
             self.base = location.rstrip("/") + "/"
@@ -58,7 +75,10 @@ class Source:
 
         shown = mask(self.location)
         try:
-            if self.remote:
+            if self.tar is not None:
+                member = self.tar.extractfile(f"{self.top}/{MANIFEST}")
+                data = json.load(member) if member else None
+            elif self.remote:
                 try:
                     resp = self.session.get(self.base + MANIFEST, timeout=(10, 60))
                 except Exception as e:  # requests' connection errors (OSErrors too): one line
@@ -83,7 +103,28 @@ class Source:
         return data
 
     def ensure(self, paths, sha256: Optional[str] = None) -> None:
-        """Fetch these files of a remote bundle (checked); a folder's are used where they are."""
+        """Fetch these files of a remote bundle (checked), or extract them from a tarball (checked after, as a
+        folder's are); a folder's are used where they are."""
+        if self.tar is not None:
+            for path in paths:
+                dest = os.path.join(self.dir, path)
+                if os.path.isfile(dest):
+                    continue
+                try:
+                    member = self.tar.getmember(f"{self.top}/{path}")
+                    src = self.tar.extractfile(member)
+                except KeyError:
+                    raise BundleError(f"the bundle is incomplete: {path} is missing",
+                                      hint="make the tarball again") from None
+                if src is None:
+                    raise BundleError(f"the bundle is damaged: {path} is no file in the tarball")
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest + ".part", "wb") as out:
+                    import shutil
+
+                    shutil.copyfileobj(src, out, 1 << 20)
+                os.replace(dest + ".part", dest)
+            return
         if not self.remote:
             return
         for path in paths:
