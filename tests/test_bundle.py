@@ -198,6 +198,26 @@ def test_a_tar_output_is_the_folder_in_one_file_and_installs(tmp_path, index, bu
     assert not (wheels_dir.parent / "torch-setup.pyz").exists()  # only what the plan needs
 
 
+def test_a_host_that_installs_with_pip_gets_no_uv_and_a_pip_plan(tmp_path, index, builtin_recipes):
+    """TORCH_SETUP_NO_UV=1 in that host's environment: its plan uses pip, the bundle holds no uv and no seed."""
+    facts = other_host(tmp_path, index, python={"venv_ok": True})
+    data = json.loads(facts.read_text())
+    data["config"]["env"]["TORCH_SETUP_NO_UV"] = "1"
+    facts.write_text(json.dumps(data))
+    out = tmp_path / "b"
+    res = run_cli("bundle", "--facts", str(facts), "--index-url", index.url("simple"), "--output", str(out),
+                  env={"TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "c"), "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["hosts"][0]["uv"] is None and not any(p.startswith("uv/") for p in manifest["files"])
+    assert {w["name"] for w in next(iter(manifest["targets"].values()))["wheels"]} == {"torch", "tinydep"}
+    plan = offline.plan(Request(), pipeline.read_facts(str(facts)), builtin_recipes, str(out))
+    assert [s.id for s in plan.todo] == ["venv", "torch"]
+    venv, torch = (s.commands[0].argv for s in plan.todo)
+    assert venv == ("/usr/bin/python3", "-m", "venv", "/root/.venvs/torch")
+    assert torch[:4] == ("/root/.venvs/torch/bin/python", "-m", "pip", "install") and "--no-index" in torch
+
+
 def test_dry_run_prints_the_sizes_and_makes_nothing(tmp_path, index):
     facts = other_host(tmp_path, index)
     out = tmp_path / "bundle"
