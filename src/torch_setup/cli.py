@@ -221,8 +221,9 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
             recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt,
-            from_: Optional[str] = typer.Option(None, "--from", help="Install from this bundle folder alone (`torch-"
-                                                "setup bundle` made it): no index, no network.")) -> None:
+            from_: Optional[str] = typer.Option(None, "--from", help="Install from this bundle alone (the folder "
+                                                "`torch-setup bundle` made, its .tar, or an http(s) URL of the "
+                                                "folder): no index, no PyPI.")) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     from torch_setup import pipeline
 
