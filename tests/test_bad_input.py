@@ -131,6 +131,13 @@ CASES = [
     (["explain", "/no/such/log"], {}, ExitCode.FAILED),
     (["plan", "--no-such-option"], {}, U),
     (["install"], {"TORCH_SETUP_LOCK_TIMEOUT": "soon"}, U),
+    (["bundle", "--facts", "{random}", "--output", "{dir}/b"], {}, F),
+    (["bundle", "--facts", "{secret}", "--output", "{dir}/b", "--json"], {}, F),
+    (["bundle", "--torch", "garbage", "--output", "{dir}/b"], {}, U),
+    (["bundle", "--facts", "{schema}"], {}, U),  # no --output
+    (["install", "--dry-run", "--from", "{dir}"], {}, ExitCode.BUNDLE),  # no manifest.json there
+    (["install", "--dry-run", "--json", "--from", "{random}"], {}, ExitCode.BUNDLE),
+    (["install", "--dry-run", "--from", f"http://u:{SECRET}@127.0.0.1:1/b"], {}, ExitCode.BUNDLE),
 ]
 
 

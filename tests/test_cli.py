@@ -324,6 +324,8 @@ def test_readme_dockerfile_is_the_tested_one():
     ["verify", "--json", "--python", "/nonexistent/python3"],
     ["doctor", "--facts", MINBASE, "--json"],
     ["explain", str(FIXTURES / "logs" / "no-cxx-compiler--debian-chroot-no-gxx.log"), "--json"],
+    ["bundle", "--facts", "/nonexistent.json", "--output", "/nonexistent/b", "--json"],
+    ["install", "--dry-run", "--json", "--from", "/nonexistent/bundle"],
 ])
 def test_every_command_prints_one_envelope(args):
     """{version, command, ok, data, error}: ok is a bool, error null exactly when ok, and the exit code is the

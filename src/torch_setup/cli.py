@@ -231,7 +231,10 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             torch_backend: str = BackendOpt, with_: str = WithOpt, index_url: Optional[str] = IndexOpt,
             find_links: List[str] = LinksOpt, python_from: Optional[str] = FromOpt,
             recipes: List[str] = RecipesOpt, pytorch_index: Optional[str] = MirrorOpt,
-            keep_torch: bool = KeepTorchOpt) -> None:
+            keep_torch: bool = KeepTorchOpt,
+            from_: Optional[str] = typer.Option(None, "--from", help="Install from this bundle alone (the folder "
+                                                "`torch-setup bundle` made, its .tar, or an http(s) URL of the "
+                                                "folder): no index, no PyPI.")) -> None:
     """Install what torch.compile needs (system packages, a venv, torch), then verify it."""
     from torch_setup import pipeline
 
@@ -245,7 +248,12 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
                                                     say=lambda text: typer.echo(text, err=True)))
         rec = pipeline.load_recipes(recipes, system.env)
         facts = pipeline.gather_target(system, request, rec)
-        the_plan = pipeline.plan_host(request, facts, rec, system=system)
+        if from_:
+            from torch_setup.bundle import offline
+
+            the_plan = offline.plan(request, facts, rec, from_)
+        else:
+            the_plan = pipeline.plan_host(request, facts, rec, system=system)
         reporter = reporter_for(as_json)
         system.tty = type(reporter).__name__ == "TerminalReporter"  # commands show their own progress
         system.notice = reporter.line
@@ -273,6 +281,40 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
         pipeline.keep_record(system, request, rec, the_plan.python or "", the_plan.env, report.verification)
         _finish_verify(out, report.verification, as_json, report.to_dict(),
                        lambda: _host_plan(system, request, recipes)[2])
+
+
+@app.command()
+def bundle(output: str = typer.Option(..., "--output", "-o", help="The bundle's folder (or DIR.tar: a tarball "
+                                      "of it)."),
+           facts: List[str] = typer.Option([], "--facts", help="A host's `detect --json` (repeat for a fleet); "
+                                           "default: this host."),
+           dry_run: bool = typer.Option(False, "--dry-run", help="Print the plans' files and sizes; download "
+                                        "nothing."),
+           as_json: bool = JsonOpt, python: str = PythonOpt, venv: Optional[str] = VenvOpt, torch: str = TorchOpt,
+           break_system_packages: bool = BreakOpt, torch_backend: str = BackendOpt, with_: str = WithOpt,
+           index_url: Optional[str] = IndexOpt, find_links: List[str] = LinksOpt,
+           python_from: Optional[str] = FromOpt, recipes: List[str] = RecipesOpt,
+           pytorch_index: Optional[str] = MirrorOpt) -> None:
+    """Download once what the hosts' plans fetch (the pyz, uv, torch's wheels, the .debs) into one folder, for
+    `install --from` where there is no network."""
+    from torch_setup import pipeline
+    from torch_setup.bundle import make as bundling
+
+    with _guard(as_json, "bundle") as out:
+        system = System()
+        request = _request(python, venv, torch, break_system_packages, torch_backend, with_, index_url, find_links,
+                           python_from, pytorch_index)
+        rec = pipeline.load_recipes(recipes, system.env)
+        data = bundling.run(system, request, rec, facts, output, dry_run=dry_run,
+                            say=lambda line: typer.echo(line, err=True))
+        if as_json:
+            out.emit(data)
+        else:
+            for line in data["lines"]:
+                typer.echo(line)
+            if not dry_run:
+                typer.echo(f"bundle: {data['output']} ({data['total_bytes'] / 1e6:,.1f} MB, "
+                           f"{data['downloaded_bytes'] / 1e6:,.1f} MB downloaded now, {data['seconds']} s)")
 
 
 def _finish_verify(out: _Guard, v, as_json: bool, data: dict, plan_for=lambda: None) -> None:

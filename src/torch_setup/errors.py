@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     NO_TORCH = 11  # no torch wheel fits this interpreter / index
     TLS = 12  # an index's certificate did not verify with the CA this box trusts
     BUSY = 13  # another torch-setup holds this target (or the host's package manager) past the wait
+    BUNDLE = 14  # a bundle that cannot be made, is damaged, or lacks what this host's plan needs
     # 129, 130, 143: stopped by SIGHUP, SIGINT, SIGTERM (128 + the signal; interrupt.py)
 
 
@@ -83,3 +84,10 @@ class TlsError(TorchSetupError):
 
 class BusyError(TorchSetupError):
     code = ExitCode.BUSY
+
+
+class BundleError(TorchSetupError):
+    """`bundle` could not make the bundle, or `install --from` found it damaged (a hash that does not match) or
+    without what this host's plan needs (it says what, and which hosts the bundle was built for)."""
+
+    code = ExitCode.BUNDLE

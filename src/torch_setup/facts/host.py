@@ -111,6 +111,7 @@ def detect_host(system: System, managers) -> Tuple[HostFacts, Optional[str]]:
         pyenv=system.which("pyenv"),
         openssl=system.which("openssl"),
         interrupted_packages=packages.interrupted(system, pm),
+        installed_packages=packages.installed(system, pm),
     ), pm
 
 

@@ -48,6 +48,9 @@ class HostFacts:
     pyenv: Optional[str] = None  # pyenv on PATH
     openssl: Optional[str] = None  # path of the openssl program on PATH (Inductor >= 2.8 runs it)
     interrupted_packages: List[str] = field(default_factory=list)  # half-installed by a stopped apt (dpkg --audit)
+    # dpkg's installed packages, NAME:ARCH=VERSION[;ma=..][;provides=..] (facts/packages.py): `bundle` resolves
+    # the .debs another host's plan needs against them
+    installed_packages: List[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -156,8 +159,9 @@ class Facts:
     def to_dict(self, masked: bool = True) -> Dict[str, Any]:
         """As JSON; `masked`: credentials in the configuration shown as ***, as in every other output."""
         data = dataclasses.asdict(self)
-        if not data["host"]["interrupted_packages"]:
-            del data["host"]["interrupted_packages"]  # shown only when there are some (facts of schema 2 as before)
+        for key in ("interrupted_packages", "installed_packages"):
+            if not data["host"][key]:
+                del data["host"][key]  # shown only when there are some (facts of schema 2 as before)
         for part, key in (("accelerator", "devices"), ("accelerator", "driver_state"), ("torch", "hip"),
                           ("torch", "xpu"), ("torch", "arch_list")):
             if data[part][key] in (None, []):

@@ -27,6 +27,36 @@ def parse_dpkg_status(text: str) -> List[str]:
     return broken
 
 
+def parse_installed(text: str) -> List[str]:
+    """dpkg's installed packages, one `NAME:ARCH=VERSION` a package, with `;ma=MULTI-ARCH` and `;provides=...`
+    where the stanza has them: what apt needs to resolve another package's dependencies against this host
+    (`bundle` does, on another box). Stanzas in the "installed" state only."""
+    out: List[str] = []
+    for stanza in text.split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            if line[:1] not in (" ", "\t") and ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        if fields.get("Status", "").split()[-1:] != ["installed"] or not fields.get("Package"):
+            continue
+        entry = f"{fields['Package']}:{fields.get('Architecture', 'all')}={fields.get('Version', '')}"
+        if fields.get("Multi-Arch"):
+            entry += f";ma={fields['Multi-Arch']}"
+        if fields.get("Provides"):
+            entry += f";provides={fields['Provides']}"
+        out.append(entry)
+    return out
+
+
+def installed(system, package_manager) -> List[str]:
+    """This host's installed packages (dpkg's; [] for other managers): see parse_installed."""
+    if package_manager != "apt":
+        return []
+    text = system.read_text(DPKG_STATUS)
+    return parse_installed(text) if text else []
+
+
 def interrupted(system, package_manager) -> List[str]:
     """This host's half-installed packages (dpkg's today; rpm has no such state between transactions)."""
     if package_manager != "apt":
