@@ -1,0 +1,66 @@
+"""dpkg's journal: a kill while apt unpacks leaves the new records in /var/lib/dpkg/updates/NNNN, not in the status
+file; the facts read both, as dpkg does, so the plan finishes the interrupted installation instead of running into
+apt's "dpkg was interrupted, you must manually run 'dpkg --configure -a'" (exit 8). The fixture is the status file
+and the journal of a real root killed 3 s into apt's `dpkg --unpack` (tests/fixtures/dpkg/killed-during-unpack)."""
+from __future__ import annotations
+
+import re
+
+from conftest import fixture_text, host_system, load_host
+from torch_setup import pipeline
+from torch_setup.facts import gather, packages
+from torch_setup.request import PythonRequest, Request
+
+
+def captured():
+    """{"status": text, "updates/0000": text, ...} as captured (sections headed `==> NAME <==`)."""
+    parts = re.split(r"^==> (\S+) <==\n", fixture_text("dpkg", "killed-during-unpack"), flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def killed_host(name="debian13-installed-system"):
+    system = host_system(name)
+    for path, text in captured().items():
+        system.files[f"/var/lib/dpkg/{path}"] = text
+    return system
+
+
+def test_the_status_file_alone_says_nothing_the_journal_says_it_all():
+    files = captured()
+    assert packages.parse_dpkg_status(files["status"]) == []
+    journal = [files[f"updates/{n}"] for n in packages.journal_names([p[8:] for p in files if p != "status"])]
+    broken = packages.parse_dpkg_status(files["status"], journal)
+    # what `dpkg --audit` listed in that root: the unpacked ones, the half-installed one, libc-bin's triggers
+    assert sorted(broken) == sorted(
+        ["binutils", "binutils-common", "binutils-x86-64-linux-gnu", "ca-certificates", "libbinutils",
+         "libctf-nobfd0", "libctf0", "libgprofng0", "libisl23", "libjansson4", "libmpc3", "libmpfr6", "libsframe1",
+         "openssl", "libc-bin", "cpp-14-x86-64-linux-gnu"])
+
+
+def test_journal_order_and_names():
+    assert packages.journal_names(["0010", "tmp.i", "0002", "10000", "0001", ".", "x1"]) == \
+        ["0001", "0002", "0010", "10000"]
+    newer_wins = ["Package: p\nStatus: install ok installed\n"]
+    assert packages.parse_dpkg_status("Package: p\nStatus: install ok unpacked\n", newer_wins) == []
+    assert packages.parse_dpkg_status("Package: p\nStatus: install ok installed\n",
+                                      ["Package: p\nStatus: install ok half-configured\n"]) == ["p"]
+
+
+def test_detect_reads_the_journal_through_the_seam(builtin_recipes):
+    name = "debian13-installed-system"
+    facts = gather.gather(killed_host(name), PythonRequest.parse(load_host(name)["spec"]),
+                          builtin_recipes.manager_binaries, system_name="Linux", machine="x86_64")
+    assert "cpp-14-x86-64-linux-gnu" in facts.host.interrupted_packages
+    plan = pipeline.assemble(Request(), facts, builtin_recipes)
+    assert plan.steps[0].id == "package-repair" and plan.steps[0].status == "todo"
+
+
+def test_a_journal_of_installed_records_is_still_an_interrupted_dpkg():
+    system = host_system("debian13-installed-system")
+    system.files["/var/lib/dpkg/updates/0000"] = "Package: p\nStatus: install ok installed\nArchitecture: all\n"
+    assert packages.interrupted(system, "apt") == ["p"]  # apt refuses until it is folded in
+    system.files.pop("/var/lib/dpkg/updates/0000")
+    system.files["/var/lib/dpkg/updates/tmp.i"] = ""
+    assert packages.interrupted(system, "apt") == []  # what dpkg and apt skip
+    assert packages.interrupted(killed_host(), "dnf") == []
+
