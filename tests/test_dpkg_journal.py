@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conftest import fixture_text, host_system, load_host
 from torch_setup import pipeline
 from torch_setup.facts import gather, packages
@@ -64,3 +66,18 @@ def test_a_journal_of_installed_records_is_still_an_interrupted_dpkg():
     assert packages.interrupted(system, "apt") == []  # what dpkg and apt skip
     assert packages.interrupted(killed_host(), "dnf") == []
 
+
+def test_a_manager_repair_is_one_argv_or_several(tmp_path, builtin_recipes):
+    from torch_setup.errors import RecipeError
+    from torch_setup.recipes import load
+
+    assert builtin_recipes.managers["apt"].repair[0] == ("dpkg", "--configure", "-a")
+    assert builtin_recipes.managers["apt"].repair[1][:4] == ("apt-get", "install", "-f", "-y")
+    base = '[manager.mypm]\nbinary = "mypm"\ninstall = ["mypm", "{packages}"]\nsource = "s"\n'
+    for repair, want in (('["mypm", "fix"]', (("mypm", "fix"),)),
+                         ('[["mypm", "fix"], ["mypm", "check"]]', (("mypm", "fix"), ("mypm", "check")))):
+        (tmp_path / "m.toml").write_text(base + f"repair = {repair}\n")
+        assert load.load([tmp_path]).managers["mypm"].repair == want
+    (tmp_path / "m.toml").write_text(base + 'repair = "mypm fix"\n')
+    with pytest.raises(RecipeError, match="manager 'mypm'.*'repair'"):
+        load.load([tmp_path])
