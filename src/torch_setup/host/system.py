@@ -75,7 +75,7 @@ class System:
             if on_line is None:
                 p = subprocess.run(
                     list(argv), env=full_env, timeout=timeout, input=input, capture_output=True,
-                    text=True, errors="replace", cwd=cwd,
+                    text=True, errors="replace", cwd=cwd, pass_fds=children.kept(),
                 )
                 return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
             pty = self._pty(on_line) if self.tty else None
@@ -85,6 +85,7 @@ class System:
             proc = subprocess.Popen(
                 list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=cwd, start_new_session=True,
+                pass_fds=children.kept(),  # the run's locks live as long as the command (host/children.py)
             )
             children.register(proc)  # its own process group: a signal to torch-setup stops it and its children
             lines = []
@@ -128,7 +129,7 @@ class System:
         master, slave = pty
         try:
             proc = subprocess.Popen(list(argv), env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
-                                    cwd=cwd, start_new_session=True)
+                                    cwd=cwd, start_new_session=True, pass_fds=children.kept())
         finally:
             os.close(slave)
         children.register(proc)
@@ -281,7 +282,7 @@ class Job:
         try:
             self.proc: Optional[subprocess.Popen] = subprocess.Popen(
                 argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True,
-                start_new_session=True)
+                start_new_session=True, pass_fds=children.kept())
             children.register(self.proc)
         except OSError as e:
             self.proc = None
