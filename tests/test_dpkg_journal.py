@@ -5,6 +5,8 @@ and the journal of a real root killed 3 s into apt's `dpkg --unpack` (tests/fixt
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +83,36 @@ def test_a_manager_repair_is_one_argv_or_several(tmp_path, builtin_recipes):
     (tmp_path / "m.toml").write_text(base + 'repair = "mypm fix"\n')
     with pytest.raises(RecipeError, match="manager 'mypm'.*'repair'"):
         load.load([tmp_path])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="struct flock of Linux")
+def test_lock_holder_asks_who_holds_a_posix_lock_without_taking_it(tmp_path):
+    from torch_setup.host.system import System
+
+    path = tmp_path / "lock-frontend"
+    path.write_text("")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(path)!r}, os.O_RDWR)\n"
+        "fcntl.lockf(fd, fcntl.LOCK_EX)\n"  # fcntl(F_SETLK): the lock dpkg and apt take
+        "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert System().lock_holder(str(path)) == holder.pid
+        assert System().lock_holder(str(path)) == holder.pid  # asking took nothing
+    finally:
+        holder.kill()
+        holder.wait()
+    assert System().lock_holder(str(path)) == 0
+    assert System().lock_holder(str(tmp_path / "absent")) is None
+
+
+def test_a_package_manager_running_now_is_not_an_interrupted_one():
+    """An admin's apt (or unattended-upgrades) mid-run: its journal is dirty and its packages half-done, and
+    `dpkg --configure -a` now would fail on its lock; the packages are in progress, no repair is planned."""
+    system = killed_host()
+    assert packages.interrupted(system, "apt")
+    system.lock_pids["/var/lib/dpkg/lock-frontend"] = 4242
+    assert packages.interrupted(system, "apt") == []
+    system.lock_pids = {"/var/lib/dpkg/lock": 4243}
+    assert packages.interrupted(system, "apt") == []

@@ -18,6 +18,8 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 
 DPKG_STATUS = "/var/lib/dpkg/status"
 DPKG_UPDATES = "/var/lib/dpkg/updates"
+# dpkg's own lock and the frontend lock apt holds for a whole run (dpkg(1) FILES; apt-get(8) DPkg::Lock::Timeout)
+DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
 BROKEN_STATES = {"half-installed", "unpacked", "half-configured", "triggers-awaited", "triggers-pending"}
 
 
@@ -62,11 +64,19 @@ def journal_names(names: Sequence[str]) -> List[str]:
     return sorted((n for n in names if n.isdigit()), key=lambda n: (len(n), n))
 
 
+def running(system) -> bool:
+    """Is a package manager running now (dpkg's or apt's lock held: an admin's apt, unattended-upgrades at boot)?
+    Then its half-done packages are in progress, not interrupted: a repair now would fail on dpkg's lock ("dpkg
+    frontend lock was locked by ..."), while the install step waits for it (apt's DPkg::Lock::Timeout)."""
+    return any((system.lock_holder(path) or 0) != 0 for path in DPKG_LOCKS)
+
+
 def interrupted(system, package_manager) -> List[str]:
     """This host's half-installed packages (dpkg's today; rpm has no such state between transactions). A journal
     that is not folded in means an interrupted dpkg even where every record in it says installed: then its
-    packages are named (apt refuses to run until `dpkg --configure -a` has folded it in)."""
-    if package_manager != "apt":
+    packages are named (apt refuses to run until `dpkg --configure -a` has folded it in). None while a package
+    manager runs (`running`)."""
+    if package_manager != "apt" or running(system):
         return []
     journal = [system.read_text(f"{DPKG_UPDATES}/{n}") or "" for n in journal_names(system.listdir(DPKG_UPDATES))]
     text = system.read_text(DPKG_STATUS) or ""
