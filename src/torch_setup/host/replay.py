@@ -36,12 +36,12 @@ class FakeSystem(System):
     clock: float = 1_800_000_000.0
     mtimes: Dict[str, float] = field(default_factory=dict)
     disk: Dict[str, float] = field(default_factory=dict)
-    lock_pids: Dict[str, int] = field(default_factory=dict)  # lock file -> the pid holding it (absent: none)
     http: Dict[str, Optional[str]] = field(default_factory=dict)  # url -> error (absent: it answers)
     calls: list = field(default_factory=list)
     links: Dict[str, str] = field(default_factory=dict)  # symlink -> what it resolves to
     machine_platform: tuple = ("Linux", "x86_64", ("glibc", "2.41"))
     gnu_libc: Optional[str] = "glibc 2.41"
+    lock_pids: Dict[str, int] = field(default_factory=dict)  # lock file -> the pid holding it (absent: none)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FakeSystem":
@@ -111,9 +111,6 @@ class FakeSystem(System):
     def disk_free_gb(self, path):
         return self.disk.get(path)
 
-    def lock_holder(self, path):
-        return self.lock_pids.get(path, 0 if path in self.files else None)
-
     def http_error(self, url, timeout=3, trust=None):
         return self.http.get(url)
 
@@ -125,6 +122,9 @@ class FakeSystem(System):
 
     def glibc(self):
         return self.gnu_libc
+
+    def lock_holder(self, path):
+        return self.lock_pids.get(path, 0 if path in self.files else None)
 
     def same_root(self):
         return self.root_same
