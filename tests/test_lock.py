@@ -92,3 +92,21 @@ def test_two_processes_share_the_host_package_lock(tmp_path):
         holder.wait()
     with lock.HostLock(dict(env, TORCH_SETUP_LOCK_TIMEOUT="0.3")).step():
         pass
+
+
+def test_a_killed_run_whose_command_still_runs_holds_the_lock_till_it_ends(fake):
+    """`kill -9` of torch-setup alone: its uv (its own process group) runs on; the rerun waits for it instead of
+    installing beside it, and says why."""
+    first = fakehost.start(fake)
+    assert wait_for(lambda: started(fake)), first.communicate()
+    uv_pid, _ = map(int, fake["pids"].read_text().split())
+    first.kill()
+    first.communicate(timeout=30)
+    assert fakehost.alive(uv_pid)
+    p = second(fake, 0.5)
+    assert p.returncode == ExitCode.BUSY, p.stderr
+    assert f"(pid {first.pid}, since " in p.stderr and "has ended; a command it started still runs" in p.stderr
+    fakehost.reap(fake)
+    assert wait_for(lambda: not fakehost.alive(uv_pid), 10)
+    p = second(fake, 5)
+    assert p.returncode == 0, p.stderr

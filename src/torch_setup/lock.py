@@ -1,9 +1,11 @@
 """One torch-setup at a time per target, and one at a time around package-manager steps on a host.
 
 `fcntl.flock` locks (https://man7.org/linux/man-pages/man2/flock.2.html): the kernel drops a lock when its holder
-dies, so the lock of a killed run is free at once (a stale lock file is taken over, never trusted); the file says
-who holds it (pid, since when) for the message. A second run waits up to $TORCH_SETUP_LOCK_TIMEOUT seconds
-(default 600), saying once that it waits, then fails with BusyError (exit 13).
+dies and every command it started has ended (each inherits the lock's descriptor: a lock outlives a killed
+torch-setup while its apt or uv still runs, so a rerun waits for those instead of running beside them); a stale lock
+file is taken over, never trusted. The file says who holds it (pid, since when) for the message. A second run waits
+up to $TORCH_SETUP_LOCK_TIMEOUT seconds (default 600), saying once that it waits, then fails with BusyError
+(exit 13).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping, Optional
 
 from torch_setup.errors import BusyError
+from torch_setup.host import children
 
 TIMEOUT_ENV = "TORCH_SETUP_LOCK_TIMEOUT"
 DIR_ENV = "TORCH_SETUP_LOCK_DIR"
@@ -55,13 +58,26 @@ def timeout_of(env: Mapping[str, str]) -> float:
         raise UsageError(f"{TIMEOUT_ENV}={env[TIMEOUT_ENV]!r} is not a number of seconds") from None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it runs
+        pass
+    return True
+
+
 def _holder(fd: int) -> str:
     try:
         text = os.pread(fd, 200, 0).decode(errors="replace").split()
         pid, since = int(text[0]), float(text[1])
-        return f"pid {pid}, since {time.strftime('%H:%M:%S', time.localtime(since))}"
     except (OSError, ValueError, IndexError):
         return "pid unknown"
+    started = time.strftime('%H:%M:%S', time.localtime(since))
+    if not _alive(pid):  # killed; the commands it started hold the lock till they end (host/children.py)
+        return f"pid {pid}, since {started}, has ended; a command it started still runs"
+    return f"pid {pid}, since {started}"
 
 
 @contextmanager
@@ -106,9 +122,11 @@ def hold(path: str, what: str, *, timeout: float, say: Callable[[str], object] =
             os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
         except OSError:
             pass
+        children.keep(fd)  # the commands this run starts hold it too, should torch-setup be killed
         try:
             yield
         finally:
+            children.release(fd)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

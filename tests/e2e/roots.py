@@ -260,6 +260,34 @@ class Root:
         return subprocess.run(["chroot", str(self.path), *argv], env=self.env(env), check=check,
                               timeout=timeout, input=input, text=True, capture_output=True)
 
+    def start(self, argv: Union[str, Sequence[str]], logs: Union[str, Path],
+              env: Optional[Mapping[str, str]] = None) -> "Started":
+        """Start ``argv`` inside the root in the background, Popen-like, so a test can signal it: it leads its
+        own session (its process group is its pid, as a shell's job), stdin is empty, stdout and stderr go to
+        files under ``logs`` (never a pipe nobody reads, which would stall a long install)."""
+        if isinstance(argv, str):
+            argv = ["/bin/sh", "-c", argv]
+        return Started(["chroot", str(self.path), *argv], self.env(env), Path(logs))
+
+    def processes(self) -> list:
+        """(pid, argv) of every process running inside this root (its /proc/PID/root is the root), found on the
+        host's /proc: what a test asserts is gone after a kill."""
+        top = os.path.realpath(self.path)
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/root") != top:
+                    continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+            except OSError:  # gone meanwhile, or a kernel thread
+                continue
+            if argv:  # a zombie has no cmdline: it runs nothing
+                found.append((int(entry), argv))
+        return found
+
     def host_path(self, path_in_root: str) -> Path:
         """Host path of ``path_in_root``; raises if its directory resolves outside the root."""
         rel = path_in_root.strip("/")
@@ -285,6 +313,43 @@ class Root:
     def teardown(self) -> None:
         """Unmount everything under the root, verify none remain, then delete it."""
         remove_tree(self.path)
+
+
+class Started:
+    """A command started by ``Root.start``: a Popen with its output in files."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], logs: Path):
+        logs.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="run-", dir=logs)
+        os.close(fd)
+        self.stdout_path, self.stderr_path = Path(name + ".out"), Path(name + ".err")
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, start_new_session=True)
+        self.pid = self.proc.pid
+
+    def poll(self) -> Optional[int]:
+        return self.proc.poll()
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.proc.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        return self.proc.wait(timeout)
+
+    def signal_group(self, sig: int) -> None:
+        """``sig`` to its whole process group, as a terminal's Ctrl-C or ``kill -SIG -PGID``."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
 
 
 @contextlib.contextmanager

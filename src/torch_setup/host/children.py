@@ -11,6 +11,27 @@ from typing import Set
 
 _LIVE: Set = set()  # subprocess.Popen objects
 _LOCK = threading.Lock()
+_KEPT: Set[int] = set()  # lock file descriptors every child inherits (lock.py)
+
+
+def keep(fd: int) -> None:
+    """Every command started from now on inherits fd (a held lock.py lock): the kernel then keeps the lock held
+    while any of them runs, even after torch-setup itself was killed (SIGKILL can not be handled: a bare `kill -9`
+    leaves apt and uv running in their own process groups). A rerun waits for them instead of running apt or uv
+    beside them (dpkg's "frontend lock was locked by apt-get", two uv installs into one venv)."""
+    with _LOCK:
+        _KEPT.add(fd)
+
+
+def release(fd: int) -> None:
+    with _LOCK:
+        _KEPT.discard(fd)
+
+
+def kept() -> tuple:
+    """The fds for Popen's pass_fds."""
+    with _LOCK:
+        return tuple(sorted(_KEPT))
 
 
 def register(proc) -> None:

@@ -66,6 +66,7 @@ class FakeSystem(System):
     links: Dict[str, str] = field(default_factory=dict)  # symlink -> what it resolves to
     machine_platform: tuple = ("Linux", "x86_64", ("glibc", "2.41"))
     gnu_libc: Optional[str] = "glibc 2.41"
+    lock_pids: Dict[str, int] = field(default_factory=dict)  # lock file -> the pid holding it (absent: none)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FakeSystem":
@@ -149,6 +150,9 @@ class FakeSystem(System):
 
     def glibc(self):
         return self.gnu_libc
+
+    def lock_holder(self, path):
+        return self.lock_pids.get(path, 0 if path in self.files else None)
 
     def same_root(self):
         return self.root_same

@@ -75,7 +75,7 @@ class System:
             if on_line is None:
                 p = subprocess.run(
                     list(argv), env=full_env, timeout=timeout, input=input, capture_output=True,
-                    text=True, errors="replace", cwd=cwd,
+                    text=True, errors="replace", cwd=cwd, pass_fds=children.kept(),
                 )
                 return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
             pty = self._pty(on_line) if self.tty else None
@@ -85,6 +85,7 @@ class System:
             proc = subprocess.Popen(
                 list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=cwd, start_new_session=True,
+                pass_fds=children.kept(),  # the run's locks live as long as the command (host/children.py)
             )
             children.register(proc)  # its own process group: a signal to torch-setup stops it and its children
             lines = []
@@ -128,7 +129,7 @@ class System:
         master, slave = pty
         try:
             proc = subprocess.Popen(list(argv), env=env, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
-                                    cwd=cwd, start_new_session=True)
+                                    cwd=cwd, start_new_session=True, pass_fds=children.kept())
         finally:
             os.close(slave)
         children.register(proc)
@@ -216,6 +217,31 @@ class System:
     def now(self) -> float:
         return time.time()
 
+    def lock_holder(self, path: str) -> Optional[int]:
+        """The pid of a process holding a POSIX record lock (fcntl F_SETLK, as dpkg and apt take theirs) on path,
+        0 when none does, None when that can not be asked (no such file, not readable, not POSIX). It only asks
+        (F_GETLK): it never takes the lock, so a package manager starting meanwhile never fails on it."""
+        import sys
+
+        if sys.platform != "linux":  # struct flock's layout differs elsewhere (macOS puts l_type last)
+            return None
+        import fcntl
+        import struct
+
+        fmt = "hhqqi"  # struct flock on Linux (l_type, l_whence, l_start, l_len, l_pid); fcntl's buffer is larger
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            got = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+            l_type, _, _, _, pid = struct.unpack(fmt, got[:struct.calcsize(fmt)])
+        except (OSError, ValueError, struct.error):
+            return None
+        finally:
+            os.close(fd)
+        return 0 if l_type == fcntl.F_UNLCK else (pid or -1)
+
     def disk_free_gb(self, path: str) -> Optional[float]:
         try:
             return shutil.disk_usage(path).free / 1e9
@@ -290,7 +316,7 @@ class Job:
         try:
             self.proc: Optional[subprocess.Popen] = subprocess.Popen(
                 argv, env=env, stdin=subprocess.PIPE, stdout=self.out, stderr=self.err, text=True,
-                start_new_session=True)
+                start_new_session=True, pass_fds=children.kept())
             children.register(self.proc)
         except OSError as e:
             self.proc = None

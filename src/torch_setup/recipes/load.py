@@ -68,7 +68,7 @@ class Manager:
     root: bool = True  # False: runs as the user (Homebrew refuses root; conda writes to the user's env)
     kind: str = "system"  # "system": the OS's package manager; "env": installs into an environment ({prefix})
     create: Tuple[str, ...] = ()  # env managers: make a new environment with {packages} at {prefix}
-    repair: Tuple[str, ...] = ()  # finishes what an interrupted run of the manager left half-installed
+    repair: Tuple[Tuple[str, ...], ...] = ()  # argvs that finish what an interrupted run left half-installed
 
     def install_argv(self, packages: Sequence[str], **values: str) -> Tuple[str, ...]:
         return _expand(self.install, packages, values)
@@ -443,8 +443,16 @@ def _manager(f: Path, name: str, m: dict) -> Manager:
                       allowed=FIELD_PLACEHOLDERS["manager refresh"]) or (),
         refresh_max_age_s=age, clean=clean, env=env,
         source=_need(f, where, m, "source", str), root=root, kind=kind, create=create,
-        repair=_need(f, where, m, "repair", list, required=False, allowed=FIELD_PLACEHOLDERS["manager refresh"]) or (),
+        repair=_repair(f, where, m),
     )
+
+
+def _repair(f: Path, where: str, m: dict) -> Tuple[Tuple[str, ...], ...]:
+    """`repair`: a list of argv lists, run in order (one argv list is one command)."""
+    value = m.get("repair", [])
+    if isinstance(value, list) and value and all(isinstance(a, str) for a in value):
+        value = [value]
+    return _argv_list(f, where, {"repair": value}, "repair", FIELD_PLACEHOLDERS["manager refresh"])
 
 
 def _repo(f: Path, name: str, r: dict) -> Repo:
