@@ -4,6 +4,7 @@ constraint, and without the guard the same commands swap the build (so the test 
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import os
 import subprocess
@@ -114,10 +115,18 @@ def test_pip_refuses_to_swap_a_guarded_build_and_names_the_constraint(lab):
     assert run_guard(venv, env)
     conf = (venv / "pip.conf").read_text()
     assert conf.count(path) == 1
+    # torch-setup's own replacement lifts its pin for that one run, and the guard then pins the new build
+    own = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", f"torch=={NEWER}"],
+                         env=dict(env, **guard.for_replacement(f"global.constraint={path!r}\n", str(venv))),
+                         capture_output=True, text=True, timeout=300)
+    assert own.returncode == 0 and installed(venv, "torch") == NEWER, own.stdout + own.stderr
+    run_guard(venv, env)
+    assert guard.parse_pins(Path(path).read_text())["torch"] == NEWER
+    assert pip(venv, env, "install", f"torch=={BUILT}").returncode != 0
     # lifting it, as the docs say, lets the swap through
     pip(venv, env, "config", "--site", "unset", "global.constraint", check=True)
-    pip(venv, env, "install", f"torch=={NEWER}", check=True)
-    assert installed(venv, "torch") == NEWER
+    pip(venv, env, "install", f"torch=={BUILT}", check=True)
+    assert installed(venv, "torch") == BUILT
 
 
 def test_without_the_guard_the_same_pip_swaps_the_build(lab):
@@ -138,6 +147,11 @@ def test_the_guard_keeps_a_constraint_the_venv_had(lab):
     assert str(mine) in conf and guard.constraints_path(str(venv)) in conf
     done = pip(venv, env, "install", f"torch=={NEWER}")
     assert done.returncode != 0 and installed(venv, "torch") == BUILT
+    # the replacement's own run keeps the venv's other constraint
+    from torch_setup.facts.config import parse_pip_conf
+
+    lifted = guard.for_replacement(parse_pip_conf([(venv / "pip.conf").read_text()]), str(venv))
+    assert lifted == {"PIP_CONSTRAINT": str(mine)}
 
 
 def test_listed_reads_the_merged_pip_configuration():
@@ -154,7 +168,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def h200(pip_config: str = "", env=None):
     """An H200 box whose venv holds torch 2.11.0+cu130 (a captured host's facts)."""
     import dataclasses
-    import json
 
     from torch_setup.facts.model import ConfigFacts, Facts
 
@@ -188,6 +201,21 @@ def test_the_plan_pins_a_kept_torch_once():
     unpinned = pipeline.assemble(Request(), h200(), _recipes())
     assert [s.id for s in unpinned.todo] == ["torch-guard"]
     assert pipeline.assemble(Request(), h200(LISTED), _recipes()).todo == []
+
+
+def test_a_repair_in_a_guarded_venv_lifts_only_its_own_pin():
+    import dataclasses
+
+    from torch_setup import pipeline
+    from torch_setup.facts.model import ConfigFacts, Facts
+    from torch_setup.request import Request
+
+    facts = Facts.from_dict(json.loads((FIXTURES / "gpus/facts/h200-venv-torch-cpu.json").read_text()))
+    guarded = dataclasses.replace(facts, config=ConfigFacts(pip=LISTED, env={}))
+    torch_step = pipeline.assemble(Request(), guarded, _recipes()).step_for("torch")
+    assert torch_step is not None and torch_step.commands[0].env.get("PIP_CONSTRAINT") == os.devnull
+    plain = pipeline.assemble(Request(), facts, _recipes()).step_for("torch")
+    assert plain is not None and "PIP_CONSTRAINT" not in plain.commands[0].env
 
 
 def _recipes():

@@ -136,3 +136,23 @@ def check(facts, pins_text: Optional[str], plan) -> Tuple[str, str, Optional[str
                 f"{torch.version}", None, (), f"add {path} to PIP_CONSTRAINT")
     return ("ok", f"torch {torch.version} is pinned in {path} (this venv's pip keeps it; for uv pass -c {path} "
             f"or UV_CONSTRAINT={path})", None, (), "")
+
+
+def for_replacement(pip_config: str, prefix: Optional[str]) -> dict:
+    """The environment of torch-setup's own pip run that replaces torch in a guarded venv: PIP_CONSTRAINT names
+    the venv's other constraint files (pip ignores an empty value, so none at all is os.devnull, an empty file);
+    the guard step after it pins the new build. {} where the venv is not guarded."""
+    import ast
+
+    if not prefix or not listed(pip_config, prefix):
+        return {}
+    ours, others = constraints_path(prefix), []
+    for line in pip_config.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith(".constraint"):
+            try:
+                files = str(ast.literal_eval(value)).split()
+            except (ValueError, SyntaxError):
+                files = value.split()
+            others += [f for f in files if f != ours and f not in others]
+    return {"PIP_CONSTRAINT": " ".join(others) or os.devnull}

@@ -237,6 +237,10 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                 notes.append(f"torch {facts.torch.version} is replaced in {py.prefix}; to go back: pip install "
                              f"torch=={facts.torch.version} from the index it came from")
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
+        if not uv_path and py.in_venv and not use_venv:  # its own pin lifted for this run (guard.py)
+            from torch_setup import guard
+
+            ca_env = dict(ca_env, **guard.for_replacement(facts.config.pip, py.prefix))
         command = resolve.root_command(argv, ca_env, facts) if as_root else Command(argv, ca_env)
         steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after,
                           provides=frozenset({"torch"})))
