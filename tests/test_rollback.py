@@ -26,6 +26,7 @@ venv=$(dirname "$(dirname "$0")")
 if [ "$1 $2" = "-m pip" ]; then  # the torch step: it changes the venv, then fails or not
     rm -f "$venv/old-torch"; echo new > "$venv/new-torch"
     if [ -e "$venv/../pip-fails" ]; then echo "ERROR: No matching distribution found for torch" >&2; exit 1; fi
+    if [ -e "$venv/../pip-waits" ]; then echo $$ > "$venv/../pip-pid"; sleep 60; fi
     exit 0
 fi
 if [ "$3" = "$venv" ]; then exit 0; fi  # the guard's script
@@ -100,3 +101,35 @@ def test_a_copy_that_cannot_be_put_back_says_how_by_hand(box, monkeypatch):
     assert (f"could not roll back (mv: cannot move: Device or resource busy); to do it by hand: rm -rf {venv} && "
             f"mv {venv}.torch-setup-previous {venv}") in err.value.hint
     assert os.path.exists(str(venv) + ".torch-setup-previous")
+
+
+def test_an_interrupted_replacement_puts_the_venv_back(box):
+    """SIGTERM while the new torch downloads (the runner's own handler, interrupt.py): the venv is put back."""
+    import signal
+    import threading
+    import time
+
+    from torch_setup import interrupt
+
+    tmp, venv, facts, recipes, plan = box
+    (tmp / "pip-waits").write_text("")
+    before = tree(venv)
+    out = io.StringIO()
+    previous = {s: signal.getsignal(s) for s in interrupt.SIGNALS}
+    interrupt.install()
+
+    def stop_when_started():
+        deadline = time.monotonic() + 60
+        while not (tmp / "pip-pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_when_started, daemon=True).start()
+    try:
+        with pytest.raises(interrupt.Interrupted):
+            pipeline.install(System(), facts, recipes, plan, Reporter(out), do_verify=False)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert tree(venv) == before and "rolled back" in out.getvalue()
+    assert not Path(str(venv) + ".torch-setup-previous").exists()
