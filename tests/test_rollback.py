@@ -29,7 +29,7 @@ if [ "$1 $2" = "-m pip" ]; then  # the torch step: it changes the venv, then fai
     if [ -e "$venv/../pip-waits" ]; then echo $$ > "$venv/../pip-pid"; sleep 60; fi
     exit 0
 fi
-if [ "$3" = "$venv" ]; then exit 0; fi  # the guard's script
+if [ "$3" = "$venv" ]; then [ ! -e "$venv/../guard-fails" ]; exit; fi  # the guard's script
 read go  # the verification: torch "imports", waits for the other steps, then fails
 echo "RuntimeError: CUDA error: no kernel image is available for execution on the device" >&2
 exit 1
@@ -131,5 +131,17 @@ def test_an_interrupted_replacement_puts_the_venv_back(box):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        interrupt._seen = False  # as a fresh command starts (interrupt.install)
     assert tree(venv) == before and "rolled back" in out.getvalue()
     assert not Path(str(venv) + ".torch-setup-previous").exists()
+
+
+def test_a_failure_after_the_new_torch_is_in_keeps_it(box):
+    """The replacement itself went well (its step ended well), a later step failed: the new torch stays."""
+    tmp, venv, facts, recipes, plan = box
+    (tmp / "guard-fails").write_text("")
+    out = io.StringIO()
+    with pytest.raises(StepError) as err:
+        pipeline.install(System(), facts, recipes, plan, Reporter(out), do_verify=False)
+    assert "torch-guard" in err.value.message
+    assert (venv / "new-torch").exists() and "rolled back" not in out.getvalue()

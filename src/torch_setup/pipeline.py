@@ -243,8 +243,8 @@ def install(system: System, facts: Facts, recipes, plan: Plan, reporter,
     except BaseException as e:
         if pending is not None:
             pending.cancel()
-        line = rollback.restore(system, plan, done, "the torch replacement failed")
-        if line:
+        line = None if torch_steps <= done else rollback.restore(system, plan, done, "the torch replacement failed")
+        if line:  # (the new torch in place, a later step failed: it stays, and a rerun finishes)
             reporter.line(line)
             if isinstance(e, TorchSetupError):
                 e.hint = line + (f"; {e.hint}" if e.hint else "")

@@ -1,7 +1,8 @@
 """Rollback: a venv whose torch the plan replaces is copied aside first (step `torch-rollback`, planning/make.py:
-VENV -> VENV.torch-setup-previous). When the replacement fails -- a step after the copy fails, the run is
-interrupted, or torch.compile does not verify with the new build -- the copy is put back, and one line says so;
-when it cannot be put back, the line says exactly how to do it by hand."""
+VENV -> VENV.torch-setup-previous). When the replacement fails -- the run fails or is interrupted after the copy
+and before the torch step ended well, or torch.compile does not verify with the new build -- the copy is put back,
+and one line says so; when it cannot be put back, the line says exactly how to do it by hand. A failure after the
+new torch is in (the guard step) keeps it: a rerun finishes."""
 from __future__ import annotations
 
 from typing import Collection, Optional, Tuple
