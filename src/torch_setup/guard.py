@@ -125,7 +125,7 @@ def check(facts, pins_text: Optional[str], plan) -> Tuple[str, str, Optional[str
     pins = parse_pins(pins_text)
     if pins_text is None or not listed(facts.config.pip, py.prefix):
         return ("warn", f"nothing keeps torch {torch.version}'s build in {py.prefix}: a later pip install can swap "
-                f"it for another build", fix_id, commands, "" if fix else "torch-setup install pins it")
+                f"it for another build", fix_id, commands, "torch-setup install pins it (step torch-guard)")
     pinned = pins.get("torch")
     if pinned and pinned != torch.version:
         return ("warn", f"torch {torch.version} is installed, but install pinned {pinned} in {path}: something "
