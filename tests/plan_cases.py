@@ -86,9 +86,14 @@ def expected_of(case: dict, recipes=None) -> dict:
 def ran(facts: Facts, plan) -> Facts:
     """The host once the plan ran (a model of it after `install`): each step's needs provided, the venv made,
     torch installed."""
-    py, compiler, host, torch = facts.python, facts.compiler, facts.host, facts.torch
+    py, compiler, host, torch, config = facts.python, facts.compiler, facts.host, facts.torch, facts.config
     for step in plan.todo:
-        if step.id == "venv":
+        if step.id == "torch-guard":  # the venv's pip.conf lists the constraints file (guard.py)
+            from torch_setup import guard
+
+            path = guard.constraints_path(step.commands[0].argv[3])
+            config = dataclasses.replace(config, pip=config.pip + f"global.constraint={path!r}\n")
+        elif step.id == "venv":
             venv = step.commands[-1].argv[-1]
             py = dataclasses.replace(py, executable=venv + "/bin/python", prefix=venv, in_venv=True,
                                      externally_managed=False, base_executable=py.executable, user_site=None)
@@ -113,7 +118,7 @@ def ran(facts: Facts, plan) -> Facts:
             host = dataclasses.replace(host, ca_bundle=host.ca_bundle or "ca" in got,
                                        openssl=host.openssl or ("openssl" if "openssl" in got else None))
     compiler = dataclasses.replace(compiler, ok=compiler.toolchain_ok and py.has_headers)
-    return dataclasses.replace(facts, python=py, compiler=compiler, host=host, torch=torch)
+    return dataclasses.replace(facts, python=py, compiler=compiler, host=host, torch=torch, config=config)
 
 
 __all__ = ["CASES", "PythonRequest", "expected_of", "facts_of", "lines", "load_case", "plan_of", "ran", "request_of"]

@@ -30,7 +30,8 @@ VENV = "/opt/venvs/torch"
 OPTS = Request(venv=VENV)
 FIXED_BY_PACKAGES = ("headers", "cxx", "ca", "openssl", "venv")
 CHECK_IDS = ["python", "headers", "cxx", "c-compiler", "libcuda", "packages", "ca", "openssl", "venv", "torch",
-             "torch-cuda", "gpu-driver", "torch-gpu", "disk", "index", "inductor-cache", "cache-fs", "verified"]
+             "torch-cuda", "gpu-driver", "torch-gpu", "torch-guard", "disk", "index", "inductor-cache", "cache-fs",
+             "verified"]
 STATUSES = {doctor.OK, doctor.PROBLEM, doctor.WARN, doctor.NA}
 
 # The H200 device machine's driver (/sys/module/nvidia/version), and ldconfig -p with and without libcuda.

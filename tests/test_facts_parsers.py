@@ -311,7 +311,7 @@ def test_parse_ldconfig_libcuda(name, found):
     assert accelerator.parse_ldconfig_libcuda(fixture_text("accelerator", name)) is found
 
 
-SMI = ["nvidia-smi", "--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"]
+SMI = ["nvidia-smi", "--query-gpu=pci.bus_id,driver_version,compute_cap,name", "--format=csv,noheader"]
 
 
 def _nvidia_box(**extra) -> FakeSystem:

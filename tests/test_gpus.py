@@ -78,6 +78,49 @@ def test_smi_rows_fill_the_pci_devices_in_bus_order():
     assert [(d.pci, d.compute_capability) for d in merged] == [("0000:05:00.0", "8.6"), ("0000:0a:00.0", "8.6")]
 
 
+def test_smi_rows_go_to_the_pci_device_of_their_bus_id_not_the_next_one_in_order():
+    """The capture's two cards, and between them on the bus a third NVIDIA card nvidia-smi does not list (bound to
+    vfio-pci for a VM, or one NVML cannot open: "Unable to determine the device handle for GPU3"). By order the
+    RTX 4070 Ti's row would land on 04:00.0 and 07:00.0 would look unnamed."""
+    rows = gpus.parse_smi_rows(fixture_text("gpus", "smi-busid-rtx2060-rtx4070ti.csv"))
+    assert rows == [(None, None, "NVIDIA GeForce RTX 2060", "0000:01:00.0"),
+                    (None, None, "NVIDIA GeForce RTX 4070 Ti", "0000:07:00.0")]  # the header line is no row
+    lspci = ("01:00.0 VGA compatible controller [0300]: NVIDIA Corporation TU106 [10de:1f08]\n"
+             "\tKernel driver in use: nvidia\n"
+             "04:00.0 VGA compatible controller [0300]: NVIDIA Corporation GA102 [10de:2206]\n"
+             "\tKernel driver in use: vfio-pci\n"
+             "07:00.0 VGA compatible controller [0300]: NVIDIA Corporation AD104 [10de:2782]\n"
+             "\tKernel driver in use: nvidia\n")
+    files, links = pci_sysfs(lspci)
+    merged = gpus.merge(gpus.scan_pci(FakeSystem(files=files, links=links)), rows, [])
+    assert [(d.pci, d.name, d.kernel_driver) for d in merged] == [
+        ("0000:01:00.0", "NVIDIA GeForce RTX 2060", "nvidia"), ("0000:04:00.0", "", "vfio-pci"),
+        ("0000:07:00.0", "NVIDIA GeForce RTX 4070 Ti", "nvidia")]
+
+
+@pytest.mark.parametrize("text, bus", [("00000000:0A:00.0", "0000:0a:00.0"), ("0000:c1:00.0", "0000:c1:00.0"),
+                                       ("00000001:1B:00.0", "0001:1b:00.0"), ("10000:e1:00.0", "10000:e1:00.0"),
+                                       ("01:00.0", None), ("580.95.05", None)])
+def test_bus_ids_are_compared_in_one_form(text, bus):
+    assert gpus.normalise_bus_id(text) == bus
+
+
+def test_detect_asks_for_the_bus_id_and_places_each_row_by_it():
+    """nvidia-smi's own form (8-digit upper-case domain) against sysfs's, through detect: the rows come in an
+    order other than the bus's, and the capabilities still land on their cards."""
+    smi = ("00000000:0A:00.0, 580.95.05, 8.6, NVIDIA GeForce RTX 3090\n"
+           "00000000:05:00.0, 580.95.05, 6.1, NVIDIA GeForce GTX 1080\n")
+    acc = accelerator.detect(box("lspci-rtx3090x2-nvidia.txt", smi=smi, proc=PROC_580), "x86_64", "Linux")
+    assert [(d.pci, d.compute_capability) for d in acc.devices] == [("0000:05:00.0", "6.1"), ("0000:0a:00.0", "8.6")]
+    assert acc.compute_capability == "6.1" and acc.driver_version == "580.95.05"
+    assert SMI.split()[1] == gpus.SMI_QUERY
+
+
+def test_a_row_whose_card_the_bus_scan_did_not_see_is_its_own_device():
+    merged = gpus.merge([], gpus.parse_smi_rows("00000000:3B:00.0, 580.95.05, 9.0, NVIDIA H200\n"), [])
+    assert [(d.pci, d.compute_capability) for d in merged] == [("0000:3b:00.0", "9.0")]
+
+
 def test_amd_gfx_from_the_kfd_topology_without_rocm_userspace():
     system = box(kfd=fixture_text("gpus", "kfd-properties-mi300x.txt"))
     acc = accelerator.detect(system, "x86_64", "Linux")

@@ -32,7 +32,7 @@ _spec.loader.exec_module(loopback)
 RECIPES = recipes_mod.load()
 PT = "https://download.pytorch.org/whl"
 PYPI = "https://pypi.org/simple"
-SMI = "nvidia-smi --query-gpu=driver_version,compute_cap,name --format=csv,noheader"
+SMI = "nvidia-smi --query-gpu=pci.bus_id,driver_version,compute_cap,name --format=csv,noheader"
 
 # ------------------------------------------------------------------------------------------------ facts
 

@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from packaging.version import InvalidVersion, Version
 
+from torch_setup import guard
 from torch_setup.facts.model import Facts
 from torch_setup.planning.steps import Plan
 from torch_setup.planning.make import torch_usable
@@ -54,6 +55,7 @@ class Extras:
     # None where /proc/self/mountinfo could not be read
     cache_mounts: Optional[List[Tuple[str, str, str, str]]] = None
     cache_inodes: List[Tuple[str, str, int, int]] = field(default_factory=list)  # (cache, path, free, total)
+    guard_pins: Optional[str] = None  # the venv's torch-setup-constraints.txt (guard.py), None: none
 
 
 def _step(plan: Optional[Plan], need: str) -> Tuple[Optional[str], Tuple[str, ...]]:
@@ -149,6 +151,7 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
         out.append(Check("torch", PROBLEM, msg, *_step(plan, "torch")))
     out.append(_cuda_check(torch.cuda, acc))
     out += _gpu_checks(facts, plan)
+    out.append(Check("torch-guard", *guard.check(facts, extras.guard_pins, plan)))
     out.append(_disk_check(torch.version, extras))
     if extras.index_url is None:
         out.append(Check("index", NA, "not checked"))
@@ -363,6 +366,8 @@ def gather_extras(system, facts: Facts, venv: str, check_index: bool = True, env
             ex.verified_at = last.get("when")
             ex.verified_torch, ex.torch_now = last.get("torch"), facts.torch.version
             ex.verified_holds = record.lookup(system, facts, facts.python.executable, env or {}) is not None
+    if facts.python.in_venv and facts.python.prefix:
+        ex.guard_pins = system.read_text(guard.constraints_path(facts.python.prefix))
     if check_index and not facts.torch.version:
         from torch_setup.wheels.indexes import PYPI, configured, mask
         from torch_setup.wheels.trust import from_config

@@ -186,6 +186,7 @@ class InstallReport:
     runs: List[StepRun] = field(default_factory=list)
     verification: Optional[Verification] = None
     dry_run: bool = False
+    rollback: Optional[str] = None  # the line saying the replaced torch's venv was put back (rollback.py)
 
     @property
     def changed(self) -> bool:
@@ -201,6 +202,7 @@ class InstallReport:
             "python": self.plan.python,
             "plan": self.plan.to_dict(), "runs": [r.to_dict() for r in self.runs],
             "verify": self.verification.to_dict() if self.verification else None,
+            "rollback": self.rollback,
             "facts": self.facts.to_dict(),
         }
 
@@ -231,17 +233,29 @@ def install(system: System, facts: Facts, recipes, plan: Plan, reporter,
                           "the compile waits for every step)")
             pending = verification.start(system, plan.python, env=plan.env)
 
+    from torch_setup import rollback
+
     torch_steps = {s.id for s in plan.todo if "torch" in s.provides}
+    done: set = set()  # steps that ended well: a failure after the venv was copied aside puts it back
     if not torch_steps:
         start_verify()
     try:
         report.runs = execute(system, plan, facts, reporter,
-                              on_done=lambda step_id: step_id in torch_steps and start_verify())
-    except BaseException:
+                              on_done=lambda step_id: done.add(step_id) or (step_id in torch_steps and start_verify()))
+    except BaseException as e:
         if pending is not None:
             pending.cancel()
+        line = None if torch_steps <= done else rollback.restore(system, plan, done, "the torch replacement failed")
+        if line:  # (the new torch in place, a later step failed: it stays, and a rerun finishes)
+            reporter.line(line)
+            if isinstance(e, TorchSetupError):
+                e.hint = line + (f"; {e.hint}" if e.hint else "")
         raise
     start_verify()
     if pending is not None:
         report.verification = pending.finish()
+        if not report.verification.ok:
+            report.rollback = rollback.restore(system, plan, done, "torch.compile failed with the new torch")
+            if report.rollback:
+                reporter.line(report.rollback)
     return report

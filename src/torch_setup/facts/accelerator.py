@@ -33,7 +33,7 @@ def parse_proc_driver_version(text: str) -> Optional[str]:
 
 
 def parse_nvidia_smi_csv(text: str) -> Tuple[Optional[str], List[str], Optional[str]]:
-    """`nvidia-smi --query-gpu=driver_version,compute_cap,name --format=csv,noheader`: one line per GPU.
+    """`nvidia-smi --query-gpu=[pci.bus_id,]driver_version,compute_cap,name --format=csv,noheader`: one line per GPU.
 
     Returns (driver, gpu names, lowest compute capability): the lowest one decides which builds have kernels
     for every GPU on the box.
@@ -41,6 +41,8 @@ def parse_nvidia_smi_csv(text: str) -> Tuple[Optional[str], List[str], Optional[
     drivers, names, caps = [], [], []
     for line in text.splitlines():
         parts = [p.strip() for p in line.split(",")]
+        if parts and gpus.normalise_bus_id(parts[0]):
+            parts = parts[1:]  # the row's pci.bus_id (facts/gpus.py matches rows to PCI devices by it)
         if not parts or not DRIVER.match(parts[0]):
             continue
         drivers.append(parts[0])
@@ -110,8 +112,7 @@ def _detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
             facts = AcceleratorFacts("nvidia", parse_proc_driver_version(text), "/proc/driver/nvidia/version")
     smi_rows: list = []
     if facts is not None or any(d.vendor == "nvidia" for d in devices) or not devices:
-        smi = system.run(["nvidia-smi", "--query-gpu=driver_version,compute_cap,name", "--format=csv,noheader"],
-                         timeout=20)
+        smi = system.run(["nvidia-smi", gpus.SMI_QUERY, "--format=csv,noheader"], timeout=20)
         if smi.ok:
             smi_rows = gpus.parse_smi_rows(smi.stdout)
             driver, names, cap = parse_nvidia_smi_csv(smi.stdout)

@@ -5,10 +5,12 @@ of NVIDIA (0x10de), AMD (0x1002) and Intel (0x8086), bound to a driver or not --
 detection (astral-sh/uv#14386) and torchruntime's, which works without the vendor's tools. The kernel driver bound
 to a device is the name its `driver` link points at (nvidia, nouveau, amdgpu, i915, xe; none: no driver loaded).
 
-Vendor tools add what the bus cannot say: nvidia-smi the compute capability and name of each NVIDIA GPU (its rows
-come in PCI bus order, as NVML enumerates them), KFD's topology the gfx target of each AMD GPU
-(`/sys/class/kfd/kfd/topology/nodes/*/properties`: `gfx_target_version 90402` is gfx942, major*10000 + minor*100
-+ stepping, the stepping in hex; ROCm/rocm-cli#343), so no ROCm userspace (`rocm_agent_enumerator`) is needed.
+Vendor tools add what the bus cannot say: nvidia-smi the compute capability and name of each NVIDIA GPU, matched to
+the PCI device by its `pci.bus_id` (not by order: nvidia-smi's index "is not guaranteed to be consistent between
+reboots", NVIDIA's nvidia-smi(1) says of it, and a card it cannot open, or one bound to vfio-pci, is missing
+from its rows), KFD's topology the gfx target of each AMD GPU (`/sys/class/kfd/kfd/topology/nodes/*/properties`:
+`gfx_target_version 90402` is gfx942, major*10000 + minor*100 + stepping, the stepping in hex; ROCm/rocm-cli#343),
+so no ROCm userspace (`rocm_agent_enumerator`) is needed.
 Neither the bus nor NVML honours CUDA_VISIBLE_DEVICES, which hides GPUs from CUDA programs only: the torch that is
 installed must have kernels for every card, not for the ones this shell shows.
 """
@@ -50,15 +52,37 @@ def scan_pci(system: System) -> List[GpuDevice]:
     return out
 
 
-def parse_smi_rows(text: str) -> List[Tuple[str, Optional[str], str]]:
-    """`nvidia-smi --query-gpu=driver_version,compute_cap,name --format=csv,noheader`: (driver, cc, name) per GPU."""
+SMI_QUERY = "--query-gpu=pci.bus_id,driver_version,compute_cap,name"
+BUS_ID = re.compile(r"^([0-9a-fA-F]{4,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
+DRIVER_VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+
+
+def normalise_bus_id(text: str) -> Optional[str]:
+    """nvidia-smi's `00000000:0A:00.0` (8 hex digits of domain, upper case) or sysfs's `0000:0a:00.0` (at least 4,
+    lower case) -> `0000:0a:00.0`; None when it is not a PCI address."""
+    m = BUS_ID.match(text.strip())
+    if not m:
+        return None
+    return f"{int(m.group(1), 16):04x}:{m.group(2).lower()}:{m.group(3).lower()}.{m.group(4)}"
+
+
+def parse_smi_rows(text: str) -> List[Tuple[Optional[str], Optional[str], str, Optional[str]]]:
+    """`nvidia-smi --query-gpu=pci.bus_id,driver_version,compute_cap,name --format=csv,noheader`:
+    (driver, cc, name, PCI address) per GPU. The bus id, driver and capability columns are each optional (rows of
+    `driver_version,compute_cap,name`, or `pci.bus_id,name`, parse too); a header line and nvidia-smi's own
+    complaints ("Unable to determine the device handle for GPU3: ...") are no rows."""
     rows = []
     for line in text.splitlines():
         parts = [p.strip() for p in line.split(",")]
-        if len(parts) < 2 or not re.match(r"^\d+\.\d+(\.\d+)?$", parts[0]):
+        bus = normalise_bus_id(parts[0]) if parts else None
+        rest = parts[1:] if bus else parts
+        driver = rest.pop(0) if rest and DRIVER_VERSION.match(rest[0]) else None
+        if bus is None and driver is None:
             continue
-        cc = parts[1] if re.match(r"^\d+\.\d+$", parts[1]) else None
-        rows.append((parts[0], cc, ", ".join(parts[2:])))
+        cc = rest.pop(0) if rest and re.match(r"^\d+\.\d+$", rest[0]) else None
+        if cc is None and len(rest) > 1 and rest[0] in ("[N/A]", "N/A"):
+            rest.pop(0)  # a capability the driver does not report
+        rows.append((driver, cc, ", ".join(rest), bus))
     return rows
 
 
@@ -100,15 +124,27 @@ def kfd_gfx(system: System) -> List[Tuple[str, Optional[str]]]:
 
 def merge(devices: Sequence[GpuDevice], smi: Sequence[Tuple[str, Optional[str], str]],
           kfd: Sequence[Tuple[str, Optional[str]]], rocm_gfx: Optional[str] = None) -> List[GpuDevice]:
-    """The PCI devices with what nvidia-smi (in bus order) and KFD (by PCI address, else in order) add. A GPU the
+    """The PCI devices with what nvidia-smi and KFD add, each matched by PCI address (else in order). A GPU the
     tools list that the bus scan missed (no /sys in a container) is added on its own."""
     out = list(devices)
     nvidia = [i for i, d in enumerate(out) if d.vendor == "nvidia"]
-    for n, (_, cc, name) in enumerate(smi):
-        if n < len(nvidia):
-            out[nvidia[n]] = replace(out[nvidia[n]], compute_capability=cc, name=name)
+    at_bus = {normalise_bus_id(out[i].pci): i for i in nvidia if out[i].pci}
+    filled, in_order = set(), []
+    for row in smi:  # by PCI address: a card nvidia-smi cannot list (no handle, vfio-pci) shifts no other
+        driver, cc, name, bus = row
+        i = at_bus.get(bus) if bus else None
+        if i is None:
+            in_order.append(row)
         else:
-            out.append(GpuDevice("nvidia", compute_capability=cc, name=name))
+            out[i] = replace(out[i], compute_capability=cc, name=name)
+            filled.add(i)
+    free = [i for i in nvidia if i not in filled]
+    for driver, cc, name, bus in in_order:  # no address, or one the bus scan did not see (no /sys in a container)
+        if free and bus is None:
+            i = free.pop(0)
+            out[i] = replace(out[i], compute_capability=cc, name=name)
+        else:
+            out.append(GpuDevice("nvidia", pci=bus or "", compute_capability=cc, name=name))
     amd = [i for i, d in enumerate(out) if d.vendor == "amd"]
     unplaced = []
     for gfx, pci in kfd:

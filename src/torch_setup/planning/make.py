@@ -88,6 +88,19 @@ def repair_needed(facts: Facts):
 ROLLBACK_SUFFIX = ".torch-setup-previous"  # the venv as it was before torch-setup replaced its torch
 
 
+def _guard(facts: Facts, options: Request, choice, venv: Optional[str], target: str, kept: bool) -> Optional[Step]:
+    """guard.py's step: a venv on a GPU box pins the torch build it holds (kept torch: when not pinned yet)."""
+    from torch_setup import guard
+
+    prefix = venv or (facts.python.prefix if facts.python.in_venv else None)
+    if not prefix or not guard.wanted(facts):
+        return None
+    if kept and (guard.listed(facts.config.pip, prefix) or repair_needed(facts) is not None):  # pinned, or wrong
+        return None
+    names = guard.companion_names(choice.extras if choice else options.with_)
+    return guard.step(target, prefix, names, () if kept else ("torch",))
+
+
 def uses_venv(facts: Facts, recipes: Recipes, request: Request) -> bool:
     """Does torch go into a venv of the target? For a system-owned or externally managed Python, or --venv."""
     py = facts.python
@@ -227,9 +240,16 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                 notes.append(f"torch {facts.torch.version} is replaced in {py.prefix}; to go back: pip install "
                              f"torch=={facts.torch.version} from the index it came from")
         as_root = options.break_system_packages and system_owned and not facts.host.is_root
+        if not uv_path and py.in_venv and not use_venv:  # its own pin lifted for this run (guard.py)
+            from torch_setup import guard
+
+            ca_env = dict(ca_env, **guard.for_replacement(facts.config.pip, py.prefix))
         command = resolve.root_command(argv, ca_env, facts) if as_root else Command(argv, ca_env)
         steps.append(Step("torch", f"torch ({requirement})", "todo", (command,), as_root, why, after,
                           provides=frozenset({"torch"})))
+    guard_step = _guard(facts, options, choice, venv if use_venv else None, target, keep_torch)
+    if guard_step:
+        steps.append(guard_step)
     if choice:
         notes += list(choice.warnings)
     return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),
