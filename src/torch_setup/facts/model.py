@@ -92,13 +92,14 @@ class CompilerFacts:
 
 @dataclass(frozen=True)
 class AcceleratorFacts:
-    kind: str = "none"  # nvidia, rocm, mps, none
+    kind: str = "none"  # nvidia, rocm, mps, jetson (NVIDIA Jetson / L4T: facts/jetson.py), none
     driver_version: Optional[str] = None
     source: Optional[str] = None  # which probe said so
     gpus: List[str] = field(default_factory=list)
     compute_capability: Optional[str] = None  # lowest of the GPUs, "9.0"
     gfx: Optional[str] = None  # ROCm architecture
     libcuda: Optional[bool] = None  # libcuda.so listed by ldconfig -p (NVIDIA only)
+    l4t: Optional[str] = None  # Jetson: the Jetson Linux release ("36.4.3", from /etc/nv_tegra_release)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ class Facts:
         data = dataclasses.asdict(self)
         if not data["host"]["interrupted_packages"]:
             del data["host"]["interrupted_packages"]  # shown only when there are some (facts of schema 2 as before)
+        if data["accelerator"]["l4t"] is None:
+            del data["accelerator"]["l4t"]  # shown on a Jetson only
         if masked:
             from torch_setup.masking import mask_text
 
