@@ -144,7 +144,8 @@ def _print_facts(facts) -> None:
         ("headers", f"{'ok' if p.has_headers else 'MISSING'}: {p.include_dir}/Python.h" if p.found else "-"),
         ("venv/ensurepip", ("ok" if p.venv_ok else "MISSING") if p.found else "-"),
         ("c++ compiler", f"{c.cxx} {c.version or ''} {'ok' if c.ok else 'FAILS: ' + (c.error or '')}".strip()),
-        ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")),
+        ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")
+         + (f" L4T {a.l4t}" if a.l4t else "")),
         ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")),
     ]
     for k, v in rows:
