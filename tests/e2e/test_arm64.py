@@ -27,6 +27,9 @@ from tests.e2e.test_install_debian13 import COMPILE
 pytestmark = pytest.mark.arm64
 ARCH = "arm64"
 VENV_PYTHON = "/root/.venvs/torch/bin/python"
+# The product's verification waits 900 s for the first torch.compile; emulated on 2 loaded cores it takes longer
+# (the first run of this test timed out at 900 s with the load at 9): the documented knob gives it an hour.
+SLOW = {"TORCH_SETUP_VERIFY_TIMEOUT": "3600"}
 # qemu-user's aarch64 "max" CPU: MIDR_EL1 as QEMU reports it for -cpu max (implementer 0x00 = reserved for
 # software; see https://www.qemu.org/docs/master/system/arm/cpu-features.html); the same value a real kernel would
 # expose per CPU under regs/identification/ (https://docs.kernel.org/arch/arm64/cpu-feature-registers.html).
@@ -91,7 +94,8 @@ def test_the_plan_says_which_torch_and_why(root, pyz):
 
 def test_install_makes_torch_compile_work(root, pyz):
     start = time.monotonic()
-    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 dist/torch-setup.pyz install --yes"], timeout=5400)
+    res = root.run(["sh", "-c", "cd /root/torch-setup && python3 dist/torch-setup.pyz install --yes"], env=SLOW,
+                   timeout=5400)
     print(f"install: {time.monotonic() - start:.0f} s", res.stdout[-3000:], res.stderr[-6000:])
     assert res.returncode == 0
     assert "torch.compile verified" in res.stdout
@@ -101,6 +105,7 @@ def test_install_makes_torch_compile_work(root, pyz):
     print(f"our own torch.compile check: {time.monotonic() - start:.0f} s")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "COMPILE-OK" in res.stdout
+    assert "Error in cpuinfo" not in res.stderr, res.stderr[-3000:]  # the emulated CPUs are described (setup)
     version = res.stdout.split("COMPILE-OK", 1)[1].split()[0]
     choice = root.timings.get("choice")
     if choice:
@@ -108,7 +113,7 @@ def test_install_makes_torch_compile_work(root, pyz):
 
 
 def test_second_install_has_nothing_to_do(root, pyz):
-    res = root.run(["python3", pyz, "install", "--yes", "--json"], timeout=1800)
+    res = root.run(["python3", pyz, "install", "--yes", "--json"], env=SLOW, timeout=5400)
     assert res.returncode == 0, res.stderr[-3000:]
     report = payload(res.stdout)
     assert report["changed"] is False
