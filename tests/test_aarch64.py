@@ -83,3 +83,22 @@ def test_no_march_note_where_it_does_not_apply():
     class Old:  # torch 2.10 passes -march=native whatever the gcc
         version = "2.10.0"
     assert aarch64.notes(facts_of({"facts": "aarch64/graviton-l4-amzn2023.json"}), RECIPES, Old()) == []
+
+
+def test_a_foreign_roots_tarball_has_its_own_cache_name():
+    from tests.e2e import roots
+
+    assert roots.tarball_name("trixie", ("python3",), "arm64") == "trixie-arm64-minbase-python3"
+    assert roots.tarball_name("trixie", ("python3",), roots.host_arch()) == "trixie-minbase-python3"  # as before
+    assert roots.tarball_name("trixie", ("python3",)) == "trixie-minbase-python3"
+
+
+def test_binfmt_entry_is_read_as_the_kernel_writes_it(tmp_path, monkeypatch):
+    from tests.e2e import roots
+
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n"
+                                           "flags: PF\noffset 0\nmagic 7f454c460201010000000000000000000200b700\n")
+    monkeypatch.setattr(roots, "BINFMT_DIR", tmp_path)
+    assert roots._binfmt_entry("arm64") == {"enabled": True, "flags": "PF",
+                                            "interpreter": "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"}
+    assert roots._binfmt_entry("riscv64") == {}
