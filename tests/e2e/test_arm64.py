@@ -8,8 +8,9 @@ binaries run by qemu-user through binfmt_misc), nothing in it but its python3.
 3. A second install has nothing to do.
 
 Marker `arm64`: neither the default selection nor `-m e2e` runs it; `scripts/test --arch arm64` does (it installs
-qemu-user-static and binfmt-support when missing). Everything runs emulated, so it is slow: ~50 min on 2 cores
-(README, "Where it runs"). What emulation changes is handled here, in the setup, never by the product:
+qemu-user-static and binfmt-support when missing). Everything runs emulated, so it is slow: 20 min on 2 quiet cores
+with the root tarball cached (README, "Where it runs"). What emulation changes is handled here, in the setup, never
+by the product:
 - The CPU topology torch's cpuinfo reads from /sys/devices/system/cpu is the host's x86 one (no `regs/identification/
   midr_el1`): the setup mounts a small tmpfs there that describes the emulated CPUs as an aarch64 kernel would.
 - uv's cache is a host directory the tests keep (bind-mounted at /root/.cache/uv), so the wheels are fetched once.
