@@ -1,6 +1,10 @@
 """Plan cases as data (tests/plans/*.json): facts + request -> the expected plan, replayed through the code that
 every command runs (pipeline.assemble, which pipeline.plan_host wraps). `scripts/pin-plans` writes the
-expectations; a failing case prints GOT and WANT."""
+expectations; a failing case prints GOT and WANT.
+
+A case with `indexes` (index URL -> a listing under tests/fixtures, PEP 691 JSON) also chooses torch, as `install`
+does, from those listings: every other index does not answer (as download.pytorch.org does not from the machines
+these were pinned on). Its `torch` pins the choice: build, version, index, and the reasons and warnings."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +26,8 @@ REQUEST_KEYS = {"python", "provider", "venv", "torch", "break_system_packages", 
 
 def load_case(path: Path) -> dict:
     case = json.loads(path.read_text())
-    unknown = set(case) - {"facts", "request", "steps", "python", "notes", "env", "refused", "index", "choice"}
+    unknown = set(case) - {"facts", "request", "indexes", "steps", "python", "notes", "env", "torch", "refused",
+                           "index", "choice"}
     assert not unknown, f"{path.name}: unknown keys {sorted(unknown)}"
     assert not set(case.get("request", {})) - REQUEST_KEYS, f"{path.name}: unknown request keys"
     return case
@@ -46,7 +51,7 @@ def lines(plan) -> list:
             for s in plan.steps]
 
 
-def choice_of(case: dict, recipes):
+def _world_choice(case: dict, recipes):
     """The torch chosen for a case with `"index": "pytorch-world"`: the modelled PyTorch index and the captured
     PyPI listing of tests/test_torch_choice.py (FakeFetch), as `install` would ask them; None without one."""
     if case.get("index") != "pytorch-world":
@@ -63,9 +68,38 @@ def choice_of(case: dict, recipes):
     return choose(facts, recipes, backend=request.backend or "auto", fetch=FakeFetch(), env={})
 
 
-def plan_of(case: dict, recipes=None):
+def case_fetch(case: dict):
+    """The index client of a case with `indexes`: those listings answer, nothing else does."""
+    from torch_setup.wheels import indexes
+
+    listings = {url.rstrip("/"): FIXTURES / path for url, path in case.get("indexes", {}).items()}
+
+    def fetch(source, project, **kw):
+        path = listings.get(source.url.rstrip("/"))
+        if path is None or project != "torch":
+            raise indexes.IndexUnreachable(source, "the host name does not resolve")
+        files = indexes.parse_simple_json(json.loads(path.read_text()), source.url.rstrip("/") + "/torch/")
+        return indexes.Listing(source, tuple(files))
+    return fetch
+
+
+def choice_of(case: dict, recipes=None):
+    """The torch choice of a case with `indexes` (None without), as `install` makes it."""
     recipes = recipes or recipes_mod.load()
-    return pipeline.assemble(request_of(case), facts_of(case), recipes, choice=choice_of(case, recipes))
+    if case.get("index") == "pytorch-world":
+        return _world_choice(case, recipes)
+    if "indexes" not in case:
+        return None
+    from torch_setup.planning import provide
+
+    prep = provide.prepare(facts_of(case), recipes, request_of(case))  # a Python the plan provides, as plan_host
+    return pipeline.choose_torch(prep.facts, recipes, request_of(case), case_fetch(case))
+
+
+def plan_of(case: dict, recipes=None, online: bool = True):
+    """The plan of the case; `online` False: without asking any index, as `doctor` plans."""
+    choice = choice_of(case, recipes) if online else None
+    return pipeline.assemble(request_of(case), facts_of(case), recipes or recipes_mod.load(), choice=choice)
 
 
 def expected_of(case: dict, recipes=None) -> dict:
@@ -73,8 +107,13 @@ def expected_of(case: dict, recipes=None) -> dict:
     try:
         plan = plan_of(case, recipes)
     except TorchSetupError as e:
-        return {"refused": {"code": int(e.code), "message": e.message}}
+        return {"refused": {"code": int(e.code), "message": e.message, **({"hint": e.hint} if e.hint and
+                                                                          "indexes" in case else {})}}
     out = {"steps": lines(plan), "python": plan.python, "notes": list(plan.notes), "env": plan.env}
+    if "indexes" in case:
+        choice = choice_of(case, recipes)
+        out["torch"] = {k: choice.to_dict()[k] for k in ("variant", "version", "requirement", "index_url", "source",
+                                                          "reasons", "warnings")} if choice else None
     if case.get("index"):
         why = {s.id: s.why for s in plan.steps}
         out["choice"] = {"torch": why.get("torch"), **({k: plan.torch[k] for k in ("requirement", "variant",

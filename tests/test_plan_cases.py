@@ -30,7 +30,7 @@ def case(name: str) -> dict:
 @pytest.mark.parametrize("name", NAMES)
 def test_case(builtin_recipes, name):
     c = case(name)
-    want = {k: c[k] for k in ("steps", "python", "notes", "env", "refused", "choice") if k in c}
+    want = {k: c[k] for k in ("steps", "python", "notes", "env", "torch", "refused", "choice") if k in c}
     got = expected_of(c, builtin_recipes)
     assert got == want, ("plan differs from the case (scripts/pin-plans re-pins it)\nGOT:\n"
                          + json.dumps(got, indent=1) + "\nWANT:\n" + json.dumps(want, indent=1))
@@ -59,8 +59,7 @@ def test_doctor_fixes_are_install_plan_steps(builtin_recipes, name):
     compiler: gcc-toolset-13, not the gcc 8 that plain packages would give)."""
     c = case(name)
     facts, request = facts_of(c), request_of(c)
-    install = plan_of(c, builtin_recipes) if not c.get("index") else \
-        pipeline.assemble(request, facts, builtin_recipes)  # offline, as doctor plans: no choice of torch
+    install = plan_of(c, builtin_recipes, online=False)  # the steps; which torch is not doctor's question
     seen = pipeline.plan_host(request, facts, builtin_recipes, online=False)  # what doctor plans with
     assert lines(seen) == lines(install)
     for check in doctor.checks(facts, builtin_recipes, seen, doctor.Extras()):

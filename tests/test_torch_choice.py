@@ -203,7 +203,8 @@ FALLBACK = [
     ("h200", "3.13t", "linux-x86_64", "cu130", "2.12.0", False),
     ("r535", "3.13", "linux-x86_64", "cu128", "2.10.0", False),  # PyPI's 2.11+ are CUDA 13: driver too old
     ("multi", "3.14", "linux-x86_64", "cu128", "2.10.0", False),  # sm_70 kernels: cu128 up to 2.10
-    # aarch64: PyPI has CPU builds up to 2.10, and a CPU box takes the newest *CPU* build over a newer CUDA one.
+    # aarch64: PyPI has CPU builds up to 2.10, and a CPU box takes the newest *CPU* build over a newer CUDA one
+    # (said: see test_aarch64_cpu_box_is_told_of_the_newer_cuda_build).
     ("none", "3.13", "linux-aarch64", "cpu", "2.10.0", False),
     ("h200", "3.13", "linux-aarch64", "cu132", "2.15.0", False),
 ]
@@ -229,6 +230,72 @@ def test_old_glibc_gets_the_last_manylinux1_torch():
 def test_macos_13_is_capped_at_2_11():
     c = pick(make_facts("none", "3.13", "darwin-arm64", macos="13.6"))
     assert (c.version, c.wheel) == ("2.11.0", "torch-2.11.0-cp313-cp313-macosx_11_0_arm64.whl")
+
+
+def test_aarch64_cpu_box_is_told_of_the_newer_cuda_build():
+    """PyPI's aarch64 torch is CPU-only up to 2.10 and a CUDA build from 2.11 [S90]: the CPU box gets the CPU build,
+    never silently -- the warning names its size, the newer CUDA build and its size, and how to get that one."""
+    c = pick(make_facts("none", "3.13", "linux-aarch64"), dead=(PT,))
+    assert (c.variant, c.version) == ("cpu", "2.10.0")
+    (w,) = c.warnings
+    assert "falling back to PyPI, whose newest cpu-only Linux aarch64 torch is 2.10.0 (146 MB wheel)" in w, w
+    assert "its newer torch 2.15.0 is a CUDA build (cu132): about 3.2 GB to download (~5.2 GB installed)" in w, w
+    assert "--torch '>=2.11' installs that one" in w
+    newer = pick(make_facts("none", "3.13", "linux-aarch64"), dead=(PT,), torch_range=">=2.11")
+    assert (newer.variant, newer.version) == ("cu132", "2.15.0")
+    assert "is a CUDA build (cu132): about 3.2 GB to download (~5.2 GB installed), run here on the CPU" in \
+        newer.warnings[0]
+    # With the PyTorch index answering, its CPU index has the newest torch: nothing to say.
+    assert pick(make_facts("none", "3.13", "linux-aarch64")).warnings == ()
+
+
+JETSON_INDEX = "https://pypi.jetson-ai-lab.io/jp6/cu126/+simple"
+# What the Jetson AI Lab index's jp6/cu126 torch page lists (reconstructed from [S91]: torch 2.8.0, cp310 only).
+JETSON_FILES = tuple(indexes.File(f"torch-{v}-cp310-cp310-linux_aarch64.whl", f"{JETSON_INDEX}/torch-{v}.whl")
+                     for v in ("2.7.0", "2.8.0"))
+TEGRA_RELEASE = "# R36 (release), REVISION: 4.3, GCID: 38968081, BOARD: generic, EABI: aarch64, DATE: Wed Jan  8\n"
+
+
+def jetson_facts(files=None, python="3.10.12") -> Facts:
+    files = {"/etc/nv_tegra_release": TEGRA_RELEASE,
+             "/proc/device-tree/compatible": "nvidia,p3768-0000+p3767-0005\x00nvidia,p3767-0005\x00nvidia,tegra234\x00",
+             # JetPack 6's display driver: a desktop-looking module version that says nothing about CUDA here
+             "/sys/module/nvidia/version": "540.4.0\n"} if files is None else files
+    acc = accelerator.detect(FakeSystem(files=files), "aarch64", "Linux")
+    return Facts(os=OsFacts(id="ubuntu", version="22.04", system="Linux"), arch="aarch64",
+                 libc=LibcFacts("glibc", "2.35"), python=PythonFacts(found=True, version=python), accelerator=acc)
+
+
+def test_a_jetson_is_told_apart_from_server_aarch64():
+    acc = jetson_facts().accelerator
+    assert (acc.kind, acc.l4t, acc.compute_capability, acc.gpus) == ("jetson", "36.4.3", "8.7",
+                                                                     ["Jetson Orin (tegra234)"])
+    assert jetson_facts({"/proc/device-tree/compatible": "nvidia,tegra234\x00"}).accelerator.kind == "jetson"
+    # The same files on x86_64, or none on aarch64: not a Jetson.
+    assert accelerator.detect(FakeSystem(files={"/etc/nv_tegra_release": TEGRA_RELEASE}), "x86_64", "Linux").kind \
+        == "none"
+    assert accelerator.detect(FakeSystem(files={}), "aarch64", "Linux").kind == "none"
+
+
+def test_jetson_gets_the_jetson_ai_lab_index_not_pypi():
+    c = choose(jetson_facts(), RECIPES, fetch=FakeFetch(dead=(PT,), extra={JETSON_INDEX: JETSON_FILES}), env={})
+    assert (c.variant, c.version, c.requirement, c.source) == ("jp6-cu126", "2.8.0", "torch==2.8.0", "platform")
+    assert c.index_url == JETSON_INDEX + "/" and c.extra_index_urls == ()
+    assert any("Jetson Linux 36.4.3 (JetPack 6, CUDA 12.6)" in r and "cannot use the Jetson GPU" in r
+               for r in c.reasons), c.reasons
+
+
+def test_jetson_index_down_is_no_torch_with_advice_not_pypis_cuda_13_build():
+    with pytest.raises(NoTorchError) as e:
+        choose(jetson_facts(), RECIPES, fetch=FakeFetch(dead=(PT, JETSON_INDEX)), env={})
+    assert "Jetson AI Lab index" in e.value.hint and "--torch-backend cpu" in e.value.hint
+    assert "pypi.jetson-ai-lab.io" in e.value.hint  # the index that did not answer is named
+
+
+def test_jetson_of_an_l4t_without_an_index_on_file_is_a_cpu_box_with_a_warning():
+    c = pick(jetson_facts({"/etc/nv_tegra_release": "# R38 (release), REVISION: 2.0, GCID: 1\n"}), dead=(PT,))
+    assert c.variant == "cpu"
+    assert any("no torch index on file for Jetson Linux 38.2.0" in w for w in c.warnings), c.warnings
 
 
 def test_rocm_gfx_picks_the_newest_rocm_build_with_it():

@@ -254,3 +254,33 @@ def test_the_isa_checks_are_done_before_torch_compile_asks(torch_python, tmp_pat
         assert claimed >= 1
     # each ISA the CPU claims had its test library (or two: some check an extension too) built, before any compile
     assert len(list(tmp_path.rglob("*.so"))) >= claimed
+
+
+def test_the_verification_timeout_is_900_s_unless_the_environment_says_otherwise():
+    """A slow box (a small ARM board, an emulated root) gives the first torch.compile more time with
+    TORCH_SETUP_VERIFY_TIMEOUT; a value that is not a positive number is refused as the request is parsed."""
+    from torch_setup import verify as v
+    from torch_setup.errors import UsageError
+    from torch_setup.request import Request
+
+    assert v.timeout_of({}) == 900.0
+    assert v.timeout_of({"TORCH_SETUP_VERIFY_TIMEOUT": "3600"}) == 3600.0
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(UsageError):
+            Request.parse(python="", env={"HOME": "/root", "TORCH_SETUP_VERIFY_TIMEOUT": bad})
+
+    class Job:
+        def finish(self, word, timeout):
+            self.timeout = timeout
+            raise RuntimeError("stop here")
+
+    class Sys:
+        env = {"TORCH_SETUP_VERIFY_TIMEOUT": "1234"}
+
+        def remove_tree(self, path):
+            pass
+
+    job = Job()
+    with pytest.raises(RuntimeError):
+        v.Pending(Sys(), "/usr/bin/python3", job, "/tmp/x").finish()
+    assert job.timeout == 1234.0

@@ -150,7 +150,7 @@ def _print_facts(facts) -> None:
         ("venv/ensurepip", ("ok" if p.venv_ok else "MISSING") if p.found else "-"),
         ("c++ compiler", f"{c.cxx} {c.version or ''} {'ok' if c.ok else 'FAILS: ' + (c.error or '')}".strip()),
         ("accelerator", a.kind + (f" driver {a.driver_version}" if a.driver_version else "")
-         + (" (no driver loaded)" if a.driver_state == "absent" else "")),
+         + (" (no driver loaded)" if a.driver_state == "absent" else "") + (f" L4T {a.l4t}" if a.l4t else "")),
         *((("gpu", gpus.describe(d)) for d in a.devices) if a.devices else ()),
         ("torch", (t.version or "not installed") + (f" (CUDA {t.cuda})" if t.cuda else "")
          + (f", kernels {' '.join(t.arch_list)}" if t.arch_list else "")),

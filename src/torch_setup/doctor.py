@@ -83,7 +83,7 @@ def checks(facts: Facts, recipes: Recipes, plan: Optional[Plan], extras: Extras,
            plan_error: str = "") -> List[Check]:
     py, cc, acc, torch = facts.python, facts.compiler, facts.accelerator, facts.torch
     out: List[Check] = []
-    nvidia = acc.kind == "nvidia"
+    nvidia = acc.kind in ("nvidia", "jetson")  # a Jetson's GPU: Triton needs the same C compiler and libcuda
 
     if not py.found:
         python_fix = _step(plan, "python")

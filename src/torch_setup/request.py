@@ -175,6 +175,10 @@ class Request:
         if home is not None and not home.startswith("/"):
             raise UsageError(f"HOME is {home!r}, not an absolute path: the venv and the caches have no home to go in",
                              hint="set HOME to an absolute path (and --venv to one, or leave its default)")
+        if env and "TORCH_SETUP_VERIFY_TIMEOUT" in env:
+            from torch_setup.verify import timeout_of
+
+            timeout_of(env)  # a bad value stops here, before anything is installed
         return cls(python=PythonRequest.parse(python), provider=provider, venv=venv or DEFAULT_VENV,
                    venv_given=venv is not None, torch=parse_torch_range(torch),
                    break_system_packages=break_system_packages, backend=backend or "", with_=parse_with(with_),

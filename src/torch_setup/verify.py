@@ -75,13 +75,31 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
     )
 
 
+TIMEOUT_ENV = "TORCH_SETUP_VERIFY_TIMEOUT"
+DEFAULT_TIMEOUT = 900.0  # a first torch.compile takes 15-30 s on a server; a slow box (a small ARM board, an emulated
+# root: 15-25 min under qemu-user on 2 loaded cores) needs more, and says so with TORCH_SETUP_VERIFY_TIMEOUT
+
+
+def timeout_of(env: Mapping[str, str]) -> float:
+    """How long the verification may take, in seconds: $TORCH_SETUP_VERIFY_TIMEOUT, else 900."""
+    try:
+        value = float(env.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        from torch_setup.errors import UsageError
+        raise UsageError(f"{TIMEOUT_ENV}={env[TIMEOUT_ENV]!r} is not a positive number of seconds")
+    return value
+
+
 class Pending:
     """A verification started: torch imported (or importing), waiting for "go" before it compiles."""
 
     def __init__(self, system: System, python: str, job, cache: str, env: Optional[Dict[str, str]] = None):
         self.system, self.python, self.job, self.cache, self.env = system, python, job, cache, dict(env or {})
 
-    def finish(self, timeout: float = 900) -> Verification:
+    def finish(self, timeout: Optional[float] = None) -> Verification:
+        timeout = timeout_of(self.system.env) if timeout is None else timeout
         try:
             res = self.job.finish("go", timeout=timeout)
         finally:
@@ -113,5 +131,5 @@ def start(system: System, python: str, env=None) -> Pending:
     return Pending(system, python, system.start(argv + ["--wait"], env=env), cache, shown)
 
 
-def verify(system: System, python: str, timeout: float = 900, env=None) -> Verification:
+def verify(system: System, python: str, timeout: Optional[float] = None, env=None) -> Verification:
     return start(system, python, env).finish(timeout)

@@ -2,7 +2,9 @@
 
 ``cached_tarball(suite)`` debootstraps a root once and caches it as a tarball;
 ``debian_root(suite, workdir)`` untars a fresh copy, mounts what pip/apt/gcc need and
-runs commands in it with chroot. Teardown unmounts everything under the root and
+runs commands in it with chroot. ``arch="arm64"`` (any Debian architecture other than the
+host's) builds and runs a foreign root under qemu-user through binfmt_misc
+(``ensure_emulation``). Teardown unmounts everything under the root and
 refuses to delete the tree while any mount remains (``rm -rf`` through a live mount
 deletes whatever is mounted there). Stdlib only; needs root.
 """
@@ -29,6 +31,11 @@ CA_IN_ROOT = "/usr/local/share/torch-setup-test/host-ca.crt"
 APT_CONF = "/etc/apt/apt.conf.d/99torch-setup-test"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUILD_TIMEOUT = 1800  # a hung mirror must not eat the whole CI budget
+FOREIGN_BUILD_TIMEOUT = 3600  # the second stage runs emulated: 283 s here on 2 idle cores, ~14 min loaded
+# Debian architecture -> the binfmt_misc entry qemu-user-static registers for it.
+QEMU_BINFMT = {"arm64": "qemu-aarch64", "armhf": "qemu-arm", "ppc64el": "qemu-ppc64le",
+               "riscv64": "qemu-riscv64", "s390x": "qemu-s390x"}
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # (name, major, minor): the nodes minbase needs; debootstrap creates them, tar keeps them.
 DEV_NODES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
              ("urandom", 1, 9), ("tty", 5, 0), ("ptmx", 5, 2))
@@ -60,14 +67,81 @@ def _script_for(suite: str, exe: str) -> list:
     return [] if (scripts / suite).exists() else [str(scripts / "sid")]
 
 
-def cached_tarball(suite: str, include: Iterable[str] = ("python3",)) -> Path:
-    """Path to a cached tarball of a debootstrap minbase root of ``suite``; builds it if absent."""
+def host_arch() -> str:
+    """This machine's Debian architecture name (amd64, arm64, ...)."""
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "ppc64le": "ppc64el"}.get(machine, machine)
+
+
+def _binfmt_entry(arch: str) -> dict:
+    """The binfmt_misc entry for ``arch`` as {"enabled": bool, "interpreter": str, "flags": str}; {} if none."""
+    entry = BINFMT_DIR / QEMU_BINFMT.get(arch, f"qemu-{arch}")
+    try:
+        lines = entry.read_text().splitlines()
+    except OSError:
+        return {}
+    out = {"enabled": bool(lines) and lines[0].strip() == "enabled", "interpreter": "", "flags": ""}
+    for line in lines[1:]:
+        key, _, value = line.partition(" ")
+        if key in ("interpreter", "flags:"):
+            out[key.rstrip(":")] = value.strip()
+    return out
+
+
+def ensure_emulation(arch: str) -> dict:
+    """Make ``arch`` binaries runnable on this host (nothing to do for the host's own architecture): mount
+    binfmt_misc if it is not, enable qemu-user-static's entry if it is disabled; raise RootError naming the
+    packages to install when there is none. Returns the entry (its interpreter and flags)."""
+    if arch == host_arch():
+        return {}
+    if arch not in QEMU_BINFMT:
+        raise RootError(f"no qemu-user entry known for architecture {arch!r}; known: {sorted(QEMU_BINFMT)}")
+    if not (BINFMT_DIR / "status").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], capture_output=True)
+    entry = _binfmt_entry(arch)
+    if entry and not entry["enabled"] and shutil.which("update-binfmts", path="/usr/sbin:/sbin:/usr/bin"):
+        subprocess.run(["update-binfmts", "--enable", QEMU_BINFMT[arch]], capture_output=True)
+        entry = _binfmt_entry(arch)
+    if not entry or not entry["enabled"] or not os.path.exists(entry["interpreter"]):
+        raise RootError(f"{arch} binaries cannot run here: no enabled binfmt_misc entry {QEMU_BINFMT[arch]}; "
+                        "install them with: apt-get install -y qemu-user-static binfmt-support "
+                        "(or run scripts/test --arch arm64, which does)")
+    return entry
+
+
+def place_interpreter(root_dir: Union[str, Path], arch: str) -> Optional[str]:
+    """Without binfmt_misc's F flag the kernel opens the qemu interpreter by its path inside the chroot: copy
+    the (static) interpreter there. Returns the path in the root, or None when none is needed."""
+    entry = ensure_emulation(arch)
+    if not entry or "F" in entry["flags"]:
+        return None
+    rel = entry["interpreter"].lstrip("/")
+    dest = Path(root_dir) / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()
+    shutil.copy2(os.path.realpath(entry["interpreter"]), dest)
+    return "/" + rel
+
+
+def tarball_name(suite: str, include: Iterable[str] = ("python3",), arch: Optional[str] = None) -> str:
+    """The cache name: ``trixie-minbase-python3`` for the host's architecture (the name the cache always had),
+    ``trixie-arm64-minbase-python3`` for another."""
+    pkgs = sorted(set(include))  # sorted so equal sets share one cache entry
+    tag = "" if arch in (None, host_arch()) else f"-{arch}"
+    return f"{suite}{tag}-minbase" + (f"-{','.join(pkgs)}" if pkgs else "")
+
+
+def cached_tarball(suite: str, include: Iterable[str] = ("python3",), arch: Optional[str] = None) -> Path:
+    """Path to a cached tarball of a debootstrap minbase root of ``suite`` (of ``arch``, the host's by default);
+    builds it if absent."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; expected one of {SUITES}")
-    pkgs = sorted(set(include))  # sorted so equal sets share one cache entry
+    arch = arch or host_arch()
+    pkgs = sorted(set(include))
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    name = f"{suite}-minbase" + (f"-{','.join(pkgs)}" if pkgs else "")
+    name = tarball_name(suite, pkgs, arch)
     tarball = cache / f"{name}.tar"
     if tarball.exists():
         return tarball
@@ -76,32 +150,41 @@ def cached_tarball(suite: str, include: Iterable[str] = ("python3",)) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another pytest process may be building it
         if tarball.exists():
             return tarball
-        _build(suite, pkgs, exe, cache, tarball, cache / f"{name}.log")
+        _build(suite, pkgs, exe, cache, tarball, cache / f"{name}.log", arch)
     return tarball
 
 
-def _build(suite: str, pkgs: list, exe: str, cache: Path, tarball: Path, logfile: Path) -> None:
+def _build(suite: str, pkgs: list, exe: str, cache: Path, tarball: Path, logfile: Path,
+           arch: Optional[str] = None) -> None:
+    foreign = arch not in (None, host_arch())
     for stale in cache.glob(f".build-{tarball.stem}@*"):  # left by a killed build; we hold the lock
         stale.unlink() if stale.is_file() else remove_tree(stale)
     build = Path(tempfile.mkdtemp(prefix=f".build-{tarball.stem}@", dir=cache))
     tmp_tar = build.parent / (build.name + ".tar")
     argv = [exe, "--variant=minbase"] + ([f"--include={','.join(pkgs)}"] if pkgs else [])
+    argv += [f"--arch={arch}"] if foreign else []
     argv += [suite, str(build / "root"), MIRROR] + _script_for(suite, exe)
+    timeout = FOREIGN_BUILD_TIMEOUT if foreign else BUILD_TIMEOUT
     start = time.monotonic()
     try:
+        # debootstrap's second stage chroots into the new root: a foreign one needs qemu's interpreter there
+        # (unless binfmt_misc holds it open, flag F); it is removed again before the tarball is made.
+        interp = place_interpreter(build / "root", arch) if foreign and arch else None
         with open(logfile, "w") as out:
             out.write("$ " + " ".join(argv) + "\n")
             out.flush()
             try:
-                proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT)
+                proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
             except subprocess.TimeoutExpired:
-                raise RootError(f"debootstrap {suite} timed out after {BUILD_TIMEOUT}s; see {logfile}") from None
+                raise RootError(f"debootstrap {suite} timed out after {timeout}s; see {logfile}") from None
         if proc.returncode != 0:
             tail = logfile.read_text(errors="replace")[-3000:]
             raise RootError(f"debootstrap {suite} failed (rc={proc.returncode}); see {logfile}:\n{tail}")
         built = time.monotonic() - start
         # debootstrap unmounts its proc/sys on exit; never tar a live /proc.
         assert_no_mounts(build)
+        if interp:
+            (build / "root" / interp.lstrip("/")).unlink()
         os.chmod(build / "root", 0o755)
         subprocess.run(["tar", "-C", str(build / "root"), "--numeric-owner", "-cf", str(tmp_tar), "."],
                        check=True)
@@ -177,17 +260,21 @@ def remove_tree(path: Union[str, Path]) -> None:
 class Root:
     """A fresh copy of a cached Debian root, set up for chroot; see ``debian_root``."""
 
-    def __init__(self, path: Path, suite: str):
+    def __init__(self, path: Path, suite: str, arch: Optional[str] = None):
         self.path = Path(path)
         self.suite = suite
+        self.arch = arch or host_arch()
         self.ca_in_root: Optional[str] = None
         self.timings: dict = {}
 
     @classmethod
-    def create(cls, suite: str, workdir: Union[str, Path], include: Iterable[str] = ("python3",)) -> "Root":
-        tarball = cached_tarball(suite, include)
+    def create(cls, suite: str, workdir: Union[str, Path], include: Iterable[str] = ("python3",),
+               arch: Optional[str] = None) -> "Root":
+        tarball = cached_tarball(suite, include, arch)
         Path(workdir).mkdir(parents=True, exist_ok=True)
-        root = cls(Path(tempfile.mkdtemp(prefix=f"{suite}-root-", dir=workdir)), suite)
+        arch = arch or host_arch()
+        tag = "" if arch == host_arch() else f"{arch}-"
+        root = cls(Path(tempfile.mkdtemp(prefix=f"{suite}-{tag}root-", dir=workdir)), suite, arch)
         try:
             start = time.monotonic()
             subprocess.run(["tar", "-C", str(root.path), "--numeric-owner", "-xpf", str(tarball)], check=True)
@@ -202,6 +289,8 @@ class Root:
 
     def _setup(self) -> None:
         os.chmod(self.path, 0o755)  # mkdtemp made it 0700; apt's _apt user must traverse /
+        if self.arch != host_arch():
+            place_interpreter(self.path, self.arch)
         self._mount("proc", "proc", "proc")
         self._mount("sysfs", "sys", "sysfs", "ro")  # read-only: tools read CPU facts, none write
         self._ensure_dev()
@@ -310,6 +399,17 @@ class Root:
             shutil.copy2(host_path, dest)
         return dest
 
+    def bind(self, host_dir: Union[str, Path], path_in_root: str) -> Path:
+        """Bind-mount a host directory at ``path_in_root`` (a cache the tests keep); teardown unmounts it before
+        anything is deleted, so the host directory survives."""
+        Path(host_dir).mkdir(parents=True, exist_ok=True)
+        dest = self.host_path(path_in_root)
+        dest.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(["mount", "--bind", str(host_dir), str(dest)], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RootError(f"mount --bind {host_dir} {dest} failed: {res.stderr.strip()}")
+        return dest
+
     def teardown(self) -> None:
         """Unmount everything under the root, verify none remain, then delete it."""
         remove_tree(self.path)
@@ -353,9 +453,11 @@ class Started:
 
 
 @contextlib.contextmanager
-def debian_root(suite: str, workdir: Union[str, Path], include: Iterable[str] = ("python3",)) -> Iterator[Root]:
-    """A fresh root of ``suite`` under ``workdir``, removed (mounts first) on exit."""
-    root = Root.create(suite, workdir, include)
+def debian_root(suite: str, workdir: Union[str, Path], include: Iterable[str] = ("python3",),
+                arch: Optional[str] = None) -> Iterator[Root]:
+    """A fresh root of ``suite`` (of ``arch``, the host's by default) under ``workdir``, removed (mounts first)
+    on exit."""
+    root = Root.create(suite, workdir, include, arch)
     try:
         yield root
     finally:

@@ -102,6 +102,15 @@ def _detect(system: System, machine: str, system_name: str) -> AcceleratorFacts:
     if env.get("TORCH_SETUP_ROCM_GFX"):
         return AcceleratorFacts(kind="rocm", gfx=env["TORCH_SETUP_ROCM_GFX"], source="TORCH_SETUP_ROCM_GFX",
                                 devices=devices)
+    if system_name == "Linux" and machine in ("aarch64", "arm64"):
+        from torch_setup.facts import jetson
+
+        # Before the driver probes: a Jetson's display driver can load an `nvidia` module whose version says
+        # nothing about which CUDA builds its GPU runs.
+        found = jetson.detect(system)
+        if found is not None:  # L4T lists its libcuda (/usr/lib/aarch64-linux-gnu/nvidia) in ld.so.conf.d
+            ld = system.run(["/sbin/ldconfig", "-p"], timeout=20)
+            return replace(found, libcuda=parse_ldconfig_libcuda(ld.stdout) if ld.ok else None)
     facts = None
     text = system.read_text("/sys/module/nvidia/version")
     if text and parse_sys_module_version(text):

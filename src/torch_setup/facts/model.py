@@ -108,7 +108,7 @@ class GpuDevice:
 
 @dataclass(frozen=True)
 class AcceleratorFacts:
-    kind: str = "none"  # nvidia, rocm, xpu, mps, none
+    kind: str = "none"  # nvidia, rocm, xpu, mps, jetson (NVIDIA Jetson / L4T: facts/jetson.py), none
     driver_version: Optional[str] = None
     source: Optional[str] = None  # which probe said so
     gpus: List[str] = field(default_factory=list)
@@ -117,6 +117,7 @@ class AcceleratorFacts:
     libcuda: Optional[bool] = None  # libcuda.so listed by ldconfig -p (NVIDIA only)
     devices: List[GpuDevice] = field(default_factory=list)  # every physical GPU (PCI scan), whatever is visible
     driver_state: Optional[str] = None  # NVIDIA: present (a driver version was read), absent (a card, no driver)
+    l4t: Optional[str] = None  # Jetson: the Jetson Linux release ("36.4.3", from /etc/nv_tegra_release)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ class Facts:
                           ("torch", "xpu"), ("torch", "arch_list")):
             if data[part][key] in (None, []):
                 del data[part][key]  # the GPU facts, likewise: only when there are some
+        if data["accelerator"]["l4t"] is None:
+            del data["accelerator"]["l4t"]  # shown on a Jetson only
         if masked:
             from torch_setup.masking import mask_text
 

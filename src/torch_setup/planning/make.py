@@ -252,5 +252,8 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
         steps.append(guard_step)
     if choice:
         notes += list(choice.warnings)
+    from torch_setup.planning import aarch64
+
+    notes += aarch64.notes(facts, recipes, choice)
     return Plan(tuple(steps), target, platform.id if platform else None, tuple(notes),
                 choice.to_dict() if choice else None)

@@ -165,7 +165,7 @@ class Choice:
     extra_index_urls: Tuple[str, ...]  # masked
     find_links: Tuple[str, ...]  # masked
     wheel: str  # the wheel's filename
-    source: str  # where it came from: find-links, index-url, pytorch, configured, pypi
+    source: str  # where from: find-links, index-url, pytorch, platform (the Jetson AI Lab index), configured, pypi
     reasons: Tuple[str, ...]
     warnings: Tuple[str, ...]
     index_url_real: Optional[str] = field(default=None, repr=False)
@@ -310,6 +310,7 @@ def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with
     unreachable: List[IndexUnreachable] = []
     chosen: Optional[Cand] = None
     stage_name = ""
+    cands: List[Cand] = []
     for stage_name, sources in stages:
         cands = _run_stage(ctx, stage_name, sources, fetch, unreachable, reasons)
         chosen = _best(cands)
@@ -320,8 +321,31 @@ def choose(facts, recipes, *, backend: str = "auto", torch_range: str = "", with
         raise _tls_error(tls, trust)
     if chosen is None:
         raise _no_torch(ctx, tp, unreachable)
-    return replace(_finish(ctx, chosen, stage_name, conf, pypi, tp, reasons, warnings, unreachable),
+    return replace(_finish(ctx, chosen, stage_name, conf, pypi, tp, reasons, warnings, unreachable,
+                           _newer_elsewhere(ctx, chosen, cands)),
                    env=tuple(sorted(trust.command_env().items())))
+
+
+def _newer_elsewhere(ctx: Ctx, chosen: Cand, cands: Sequence[Cand]) -> str:
+    """A CPU build chosen over a newer build that also runs here (PyPI's aarch64 torch: CPU-only up to 2.10, CUDA
+    builds from 2.11) is said, with both sizes and how to get the newer one: never an old build silently."""
+    if chosen.tier != 0 or not ctx.policy.any_build_runs:
+        return ""
+    public = Version(chosen.version.public)
+    newer = [c for c in cands if c.tier == 1 and Version(c.version.public) > public]
+    if not newer:
+        return ""
+    top = max(newer, key=lambda c: (Version(c.version.public), -c.rank))
+    kind = top.variant or "unknown"
+    if kind.startswith("cu"):
+        gb, installed = ctx.table.cuda_size(ctx.target.platform_key)
+        cost = f"a CUDA build ({kind}): about {gb:g} GB to download (~{installed:g} GB installed)"
+    else:
+        cost = f"a {kind} build"
+    mb = f" ({chosen.file.size / 1e6:.0f} MB wheel)" if chosen.file.size else ""
+    return (f", whose newest {chosen.variant or 'cpu'}-only {ctx.target.platform_name} torch is {public}{mb}; its "
+            f"newer torch {Version(top.version.public)} is {cost}, which also runs here on the CPU: "
+            f"--torch '>={public.major}.{public.minor + 1}' installs that one")
 
 
 def _tls_error(failed: List[IndexUnreachable], trust) -> TlsError:
@@ -351,6 +375,9 @@ def _stages(ctx: Ctx, conf: indexes.Configured, pytorch_index: str, pypi: str):
         stages.append(("find-links", explicit_links))
     if explicit_index:
         stages.append(("index-url", (explicit_index,)))
+    elif ctx.policy.index:
+        url, display = ctx.policy.index
+        stages.append(("platform", (Source(url, "index", display),)))
     elif not ctx.policy.skip_pytorch_index:
         base = pytorch_index.rstrip("/")
         stages.append(("pytorch", tuple(Source(f"{base}/{v}", "index", f"PyTorch index for {v}")
@@ -368,7 +395,7 @@ def _run_stage(ctx: Ctx, stage: str, sources, fetch: Fetch, unreachable: List[In
     cands: List[Cand] = []
     dead_hosts = set()
     for source in sources:
-        index_variant = None
+        index_variant = ctx.policy.preferred[0] if stage == "platform" else None  # its wheels carry no label
         if stage == "pytorch":
             index_variant = source.url.rstrip("/").rsplit("/", 1)[-1]
             host = source.url.split("/")[2] if "://" in source.url else ""
@@ -413,18 +440,20 @@ def _upper(spec: SpecifierSet) -> Optional[Version]:
 
 
 def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, tp, reasons: List[str],
-            warnings: List[str], unreachable: List[IndexUnreachable]) -> Choice:
+            warnings: List[str], unreachable: List[IndexUnreachable], newer: str = "") -> Choice:
     public = Version(c.version.public)
     target = ctx.target
     where = "PyPI" if c.source.origin == "PyPI" else c.source.display
     variant = c.variant or "unknown"
     size = ""
     if c.tier == 1 and variant.startswith("cu"):
+        gb, installed = ctx.table.cuda_size(target.platform_key)
         size = (f", whose {target.platform_name} torch {public} is a CUDA build ({variant}): about "
-                f"{ctx.table.download_gb:g} GB to download (~{ctx.table.installed_gb:g} GB installed), run here "
-                "on the CPU")
+                f"{gb:g} GB to download (~{installed:g} GB installed), run here on the CPU")
     elif c.tier == 1:
         size = f"; the torch there is a {variant} build, not {', '.join(ctx.policy.preferred)}"
+    else:
+        size = newer
     if unreachable:
         text = "; ".join(f"{u.source.display} did not answer ({u.reason})" for u in unreachable)
         warnings.append(text + f"; falling back to {where}" + size)
@@ -438,6 +467,7 @@ def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, 
                    + ("" if c.source.url.startswith(PYTORCH_INDEX + "/") else
                       " (a mirror: --pytorch-index, " + PYTORCH_INDEX_ENV + " or pip config "
                       + indexes.PYTORCH_INDEX_CONFIG + ")") + ", which answered",
+        "platform": f"torch comes from {c.source.display}, {c.source.origin}, which answered",
         "configured": f"torch comes from {c.source.display} ({c.source.origin})",
         "pypi": "torch comes from PyPI",
     }[stage])
@@ -457,7 +487,7 @@ def _finish(ctx: Ctx, c: Cand, stage: str, conf: indexes.Configured, pypi: str, 
     dead = {u.source.url for u in unreachable}
     base = [s for s in [conf.index or Source(pypi, "index", "PyPI"), *conf.extra] if s.url not in dead]
     index: Optional[Source]
-    if stage == "pytorch":
+    if stage in ("pytorch", "platform"):  # the Jetson AI Lab index (devpi) also serves PyPI's projects
         index, extra = c.source, []
     elif c.source.kind == "index":
         index, extra = c.source, [s for s in base if s.url != c.source.url]
@@ -506,6 +536,11 @@ def _no_torch(ctx: Ctx, tp, unreachable: List[IndexUnreachable]) -> NoTorchError
         "no Python has a fitting torch wheel in the indexes that answered"
     if ctx.policy.kind in ("cuda", "rocm", "xpu") and not newest:
         hint += "; --torch-backend cpu may have one"
+    if ctx.policy.kind == "jetson" and ctx.policy.index:
+        down = any(u.source.url == ctx.policy.index[0] for u in unreachable)
+        hint += ("; PyPI's aarch64 torch cannot use a Jetson GPU on JetPack 6 (its CUDA builds are CUDA 13): "
+                 + ("make the Jetson AI Lab index reachable, or " if down else "")
+                 + "--torch-backend cpu for a CPU-only torch")
     if asked:
         hint += f"; these did not answer: {asked}"
     return NoTorchError(mask_text(why), hint=mask_text(hint))

@@ -76,6 +76,16 @@ class Table:
     companions: Dict[str, Dict[str, str]]  # "2.14" -> {"torchvision": "0.29", "torchaudio": "2.11.1"}
     download_gb: float
     installed_gb: float
+    download_by_platform: Dict[str, Tuple[float, float]] = field(default_factory=dict)  # platform -> (GB, GB)
+    jetson: Tuple["JetsonIndex", ...] = ()
+
+    def cuda_size(self, platform: str) -> Tuple[float, float]:
+        """(download GB, installed GB) of PyPI's CUDA torch with its CUDA libraries on `platform`."""
+        return self.download_by_platform.get(platform, (self.download_gb, self.installed_gb))
+
+    def jetson_index(self, l4t: Optional[str]) -> Optional["JetsonIndex"]:
+        major = (l4t or "").split(".")[0]
+        return next((j for j in self.jetson if j.l4t == major), None)
 
     def variant(self, name: str) -> Optional[Variant]:
         return next((v for v in self.variants if v.name == name), None)
@@ -87,6 +97,16 @@ class Table:
     def pypi_build(self, platform: str, torch: Version) -> Optional[str]:
         return next((v for p, spec, v in self.pypi_builds if p == platform and spec.contains(torch, prereleases=True)),
                     None)
+
+
+@dataclass(frozen=True)
+class JetsonIndex:
+    """NVIDIA's torch index for one Jetson Linux (L4T) major release: its builds run on that release's CUDA."""
+    l4t: str  # "36"
+    jetpack: str  # "6"
+    cuda: str  # "12.6"
+    name: str  # the variant name its wheels get: "jp6-cu126"
+    index: str  # the PEP 503 URL
 
 
 def _cc(text: str) -> Tuple[int, int]:
@@ -110,7 +130,12 @@ def load_table(path: Optional[str] = None) -> Table:
     pypi = tuple((b["platform"], SpecifierSet(b.get("torch", "")), b["variant"]) for b in data["pypi_build"])
     companions = {c["torch"]: {k: c[k] for k in ("torchvision", "torchaudio") if k in c} for c in data["companion"]}
     dl = data["download"]
-    return Table(variants, kernels, pypi, companions, float(dl["cuda_gb"]), float(dl["cuda_installed_gb"]))
+    by_platform = {d["platform"]: (float(d["cuda_gb"]), float(d["cuda_installed_gb"]))
+                   for d in data.get("download_platform", ())}
+    jetson = tuple(JetsonIndex(j["l4t"], j["jetpack"], j["cuda"], j["name"], j["index"])
+                   for j in data.get("jetson", ()))
+    return Table(variants, kernels, pypi, companions, float(dl["cuda_gb"]), float(dl["cuda_installed_gb"]),
+                 by_platform, jetson)
 
 
 # ------------------------------------------------------------------------------------------------ the variant
@@ -124,6 +149,7 @@ class Policy:
     preferred: Tuple[str, ...]
     any_build_runs: bool = False  # a CPU target can run any build (a CUDA one is just big)
     skip_pytorch_index: bool = False  # macOS: PyPI's wheels are the ones (with MPS)
+    index: Optional[Tuple[str, str]] = None  # (url, display): the platform's own index, asked first (Jetson)
     check_kernels: bool = False
     cc: Optional[Tuple[int, int]] = None
     ccs: Tuple[Tuple[int, int], ...] = ()  # every GPU's capability: a build must have kernels for each
@@ -190,6 +216,8 @@ def _auto(facts, table: Table, target: Target, cc) -> Policy:
         if xpu is not None and target.platform_key in xpu.platforms:
             return Policy("xpu", ("xpu",), reasons=[f"Intel GPU ({acc.source or 'detected'}): the XPU build "
                                                     "(https://download.pytorch.org/whl/xpu)"])
+    if acc.kind == "jetson":
+        return _auto_jetson(table, target, acc)
     if acc.kind == "rocm" and acc.gfx:
         gfxs = sorted({d.gfx for d in getattr(acc, "devices", ()) if d.vendor == "amd" and d.gfx} | {acc.gfx})
         fits = [v for v in table.variants  # kernels for every AMD GPU on the box
@@ -266,6 +294,23 @@ def _no_driver(table: Table, target: Target, acc) -> Policy:
                "capability is unknown until then: for a card older than Turing (sm_75) use --torch-backend cu126")
     p = Policy("cuda", tuple(v.name for v in fits), reasons=[reason])
     p.warnings.append(warning)
+    return p
+
+
+def _auto_jetson(table: Table, target: Target, acc) -> Policy:
+    """A Jetson: NVIDIA's index for its L4T release (PyPI's and the PyTorch index's aarch64 CUDA builds are made for
+    server GPUs and the desktop driver; on L4T 36 they cannot use the integrated GPU)."""
+    gpu = (acc.gpus or ["Jetson"])[0]
+    row = table.jetson_index(acc.l4t)
+    if row is None:
+        return _cpu(f"{gpu}, Jetson Linux {acc.l4t or '(release unknown)'}: no torch index on file for it", target,
+                    f"no torch index on file for Jetson Linux {acc.l4t or '(release unknown)'}: chose cpu -- name "
+                    "NVIDIA's index for this JetPack with --index-url")
+    p = Policy("jetson", (row.name,), skip_pytorch_index=True, index=(row.index, f"the Jetson AI Lab index for "
+                                                                            f"JetPack {row.jetpack} ({row.name})"))
+    p.reasons.append(f"{gpu}, Jetson Linux {acc.l4t} (JetPack {row.jetpack}, CUDA {row.cuda}): torch from NVIDIA's "
+                     f"Jetson AI Lab index {row.index}; PyPI's aarch64 torch is a CPU or CUDA 13 build, which "
+                     f"cannot use the Jetson GPU on L4T {row.l4t}")
     return p
 
 
