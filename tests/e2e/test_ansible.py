@@ -26,22 +26,13 @@ import pytest
 from .roots import payload
 
 from tests.e2e.roots import ROOT_PATH, debian_root
+from tests.e2e.compile_check import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
 ANSIBLE_REQUIREMENT = "ansible-core>=2.18"  # the test extra should carry the same
 
-# The same check as in test_install_debian13.py: relu and softmax make Inductor generate C++.
-COMPILE = """
-import os, sys, tempfile, torch
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
-m = torch.nn.Linear(16, 4)
-f = lambda x: torch.relu(m(x)).softmax(-1) * 2
-x = torch.randn(8, 16)
-assert torch.allclose(torch.compile(f)(x), f(x), atol=1e-5), "compiled output differs from eager"
-print("COMPILE-OK", torch.__version__, sys.executable)
-"""
 
 
 @pytest.fixture(scope="module")

@@ -23,20 +23,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.roots import cache_dir, debian_root, payload
+from tests.e2e.compile_check import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
-COMPILE = """
-import os, sys, tempfile, torch
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
-m = torch.nn.Linear(16, 4)
-f = lambda x: torch.relu(m(x)).softmax(-1) * 2
-x = torch.randn(8, 16)
-y = torch.compile(f)(x)
-assert torch.allclose(y, f(x), atol=1e-5), "compiled output differs from eager"
-print("COMPILE-OK", torch.__version__, sys.executable)
-"""
 
 # Exit 0 only if some connection gets out: the control that the namespace has no network.
 REACH = """

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.roots import cached_tarball, mounts_under
+from tests.e2e.compile_check import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -29,18 +30,6 @@ DOCKERFILE = REPO / "deploy" / "docker" / "debian13.Dockerfile"
 CA_IN_IMAGE = "/usr/local/share/torch-setup-test/host-ca.crt"  # outside the image's own trust store
 BUILD_TIMEOUT = 1800
 
-# Written for this test, not taken from the product's smoke.py. relu and softmax make Inductor generate and
-# compile C++. A lone nn.Linear becomes an extern addmm call and passes even with no compiler at all.
-COMPILE = """
-import os, sys, tempfile, torch
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
-m = torch.nn.Linear(16, 4)
-f = lambda x: torch.relu(m(x)).softmax(-1) * 2
-x = torch.randn(8, 16)
-y = torch.compile(f)(x)
-assert torch.allclose(y, f(x), atol=1e-5), "compiled output differs from eager"
-print("COMPILE-OK", torch.__version__, sys.executable)
-"""
 
 
 def podman(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:

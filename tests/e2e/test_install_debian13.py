@@ -16,21 +16,11 @@ import pytest
 from .roots import payload
 
 from tests.e2e.roots import build_pyz_in, debian_root
+from tests.e2e.compile_check import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
-# Independent of src/torch_setup/smoke.py on purpose: the test must not trust the product's own check.
-COMPILE = """
-import os, sys, tempfile, torch
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
-m = torch.nn.Linear(16, 4)
-f = lambda x: torch.relu(m(x)).softmax(-1) * 2  # pointwise ops and a reduction: generated C++, not just addmm
-x = torch.randn(8, 16)
-y = torch.compile(f)(x)
-assert torch.allclose(y, f(x), atol=1e-5), "compiled output differs from eager"
-print("COMPILE-OK", torch.__version__, sys.executable)
-"""
 
 
 # Does download.pytorch.org answer from here? (any HTTP status counts as an answer)

@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from torch_setup.bundle.store import Item
 from torch_setup.errors import BundleError
+from torch_setup.facts import packages
 
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "i386",
         "ppc64le": "ppc64el", "s390x": "s390x"}
@@ -85,12 +86,7 @@ _ARCHIVE_ONLY = ("Filename", "Size", "MD5sum", "SHA256", "SHA1", "SHA512", "Desc
 def _stanzas(text: str) -> dict:
     """(package, version, arch) -> the stanza's text, of apt-cache show's archive records."""
     out = {}
-    for stanza in text.split("\n\n"):
-        fields = {}
-        for line in stanza.splitlines():
-            if line[:1] not in (" ", "\t") and ":" in line:
-                key, _, value = line.partition(":")
-                fields[key] = value.strip()
+    for stanza, fields in packages.stanzas(text):
         if "Filename" in fields and "Package" in fields:
             keep = []
             skip = False

@@ -58,17 +58,26 @@ def parse_dpkg_status(text: str, journal: Sequence[str] = ()) -> List[str]:
     return broken
 
 
-def parse_installed(text: str) -> List[str]:
-    """dpkg's installed packages, one `NAME:ARCH=VERSION` a package, with `;ma=MULTI-ARCH` and `;provides=...`
-    where the stanza has them: what apt needs to resolve another package's dependencies against this host
-    (`bundle` does, on another box). Stanzas in the "installed" state only."""
-    out: List[str] = []
+def stanzas(text: str) -> List[Tuple[str, Dict[str, str]]]:
+    """The stanzas of a deb822 file (dpkg's status, apt-cache show) with each one's first-line field values
+    (continuation lines are left in the stanza's text)."""
+    out = []
     for stanza in text.split("\n\n"):
         fields = {}
         for line in stanza.splitlines():
             if line[:1] not in (" ", "\t") and ":" in line:
                 key, _, value = line.partition(":")
                 fields[key] = value.strip()
+        out.append((stanza, fields))
+    return out
+
+
+def parse_installed(text: str) -> List[str]:
+    """dpkg's installed packages, one `NAME:ARCH=VERSION` a package, with `;ma=MULTI-ARCH` and `;provides=...`
+    where the stanza has them: what apt needs to resolve another package's dependencies against this host
+    (`bundle` does, on another box). Stanzas in the "installed" state only."""
+    out: List[str] = []
+    for stanza, fields in stanzas(text):
         if fields.get("Status", "").split()[-1:] != ["installed"] or not fields.get("Package"):
             continue
         entry = f"{fields['Package']}:{fields.get('Architecture', 'all')}={fields.get('Version', '')}"

@@ -1,0 +1,17 @@
+"""The end-to-end tests' own torch.compile check, run in the venv a test made.
+
+Independent of src/torch_setup/smoke.py on purpose: a test must not trust the product's own check. relu and
+softmax make Inductor generate and compile C++ (a lone nn.Linear becomes an extern addmm call and passes even with
+no compiler at all); a fresh cache directory keeps an earlier run's artefacts from hiding a broken toolchain.
+"""
+
+COMPILE = """
+import os, sys, tempfile, torch
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
+m = torch.nn.Linear(16, 4)
+f = lambda x: torch.relu(m(x)).softmax(-1) * 2  # pointwise ops and a reduction: generated C++, not just addmm
+x = torch.randn(8, 16)
+y = torch.compile(f)(x)
+assert torch.allclose(y, f(x), atol=1e-5), "compiled output differs from eager"
+print("COMPILE-OK", torch.__version__, sys.executable)
+"""
