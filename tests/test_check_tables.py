@@ -1,6 +1,7 @@
 """scripts/check-tables: the tables against what PyPI publishes. A recorded snapshot of today's PyPI (captured from
 the live API with `scripts/check-tables --save`, its `_source` says when) passes; the same snapshot with a newer
-release, a new CPython tag, a newer companion or another CUDA fails, naming the row; the live PyPI passes."""
+release, a new CPython tag, a newer companion or another CUDA fails, naming the row; the live PyPI's verdict
+is the one its saved snapshot gives."""
 import copy
 import json
 import subprocess
@@ -165,7 +166,10 @@ def _pypi_reachable() -> str:
     return ""
 
 
-def test_passes_on_the_live_pypi(tmp_path):
+def test_the_live_pypi_gives_the_verdict_its_saved_snapshot_gives(tmp_path):
+    """Against the live PyPI the check runs and says up to date (0) or names lagging rows (1): which one depends
+    on what PyPI has published since the tables were written, so that is not asserted here (run
+    `scripts/check-tables` to see it); the snapshot it saved gives the same verdict offline."""
     why = _pypi_reachable()
     if why:
         pytest.skip(f"https://pypi.org not reachable from here ({why})")
@@ -173,5 +177,7 @@ def test_passes_on_the_live_pypi(tmp_path):
     rc, out, err = run("--save", str(saved))
     if rc == 2 and "cannot read PyPI" in err:
         pytest.skip(f"PyPI did not answer: {err.strip()}")
-    assert (rc, out) == (0, []), err
+    assert rc in (0, 1) and "Traceback" not in err, err
+    assert (rc == 0) == (out == []), out
     assert json.loads(saved.read_text())["_source"].startswith("https://pypi.org/pypi/torch/json")
+    assert run("--snapshot", str(saved))[:2] == (rc, out)
