@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
 
@@ -131,8 +132,8 @@ class Source:
             meta = self.manifest.get("files", {}).get(path) or {"sha256": sha256, "size": None}
             if not meta.get("sha256"):
                 raise BundleError(f"the bundle's manifest has no sha256 for {path}")
-            store.fetch(store.Item(path, self.base + path, meta["sha256"], meta.get("size")), self.dir, self.cache,
-                        self.session)
+            url = self.base + urllib.parse.quote(path)  # apt's file names hold %3a for an epoch's colon
+            store.fetch(store.Item(path, url, meta["sha256"], meta.get("size")), self.dir, self.cache, self.session)
 
 
 def read_manifest(bundle: str, env=None) -> dict:
