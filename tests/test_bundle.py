@@ -442,3 +442,37 @@ def test_install_from_a_url_fetches_what_this_plan_needs_checked(built, http_bun
     with pytest.raises(BundleError, match="tinydep-1.2-py3-none-any.whl: sha256"):
         offline.plan(Request(), facts, builtin_recipes, url,
                      env=dict(env, TORCH_SETUP_BUNDLE_CACHE=str(tmp_path / "d")))
+
+
+def test_a_deb_whose_name_has_an_escaped_epoch_is_fetched_by_that_name(tmp_path):
+    """apt names a .deb of version 4:14.2.0-1 `…_4%3a14.2.0-1_amd64.deb`: the URL must escape the %, or the server
+    looks for `…_4:14.2.0-1…` and answers 404."""
+    import hashlib
+    import http.server
+    import threading
+
+    folder = tmp_path / "b"
+    (folder / "debs").mkdir(parents=True)
+    name = "debs/cpp-x86-64-linux-gnu_4%3a14.2.0-1_amd64.deb"
+    (folder / name).write_bytes(b"deb bytes")
+    digest = hashlib.sha256(b"deb bytes").hexdigest()
+    (folder / "manifest.json").write_text(json.dumps({"format": make.FORMAT, "files": {
+        name: {"sha256": digest, "size": 9}}}))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(folder), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        env = {"HOME": str(tmp_path), "TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "c")}
+        source = offline.Source(f"http://127.0.0.1:{server.server_address[1]}/", env)
+        source.ensure([name])
+        assert Path(source.dir, name).read_bytes() == b"deb bytes"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -158,6 +158,24 @@ def test_summary_counts_and_puts_failures_first():
     assert lines[2].startswith("READY   a: torch 2.14.1 in /opt/venv/bin/python")
 
 
+def test_bundle_argv_names_every_hosts_facts_once():
+    argv = F.bundle_argv(["r/facts/a.json", "r/facts/b.json", "r/facts/a.json"], "python3", "t.pyz", "out")
+    assert argv == ["python3", "t.pyz", "bundle", "--json", "--output", "out",
+                    "--facts", "r/facts/a.json", "--facts", "r/facts/b.json"]
+    assert F.bundle_argv(["a.json"], "py", "t.pyz", "o", True, ["--torch-backend", "cpu"])[-3:] == [
+        "--dry-run", "--torch-backend", "cpu"]
+
+
+def test_fleet_plays_build_one_bundle_before_the_installs():
+    yaml = pytest.importorskip("yaml", reason="PyYAML (comes with ansible-core) is needed to parse the YAML")
+    plays = yaml.safe_load((DEPLOY / "ansible" / "torch-setup.yml").read_text())
+    names = [p["tasks"][0]["ansible.builtin.import_role"].get("tasks_from") if "tasks" in p else "main" for p in plays]
+    assert names == ["facts", "bundle", "main", "summary"]
+    assert all("torch_setup_bundle" in p["tasks"][0]["when"] for p in plays[:2])
+    main = (ROLE / "tasks" / "main.yml").read_text()
+    assert "['--from', torch_setup_bundle_url] if torch_setup_bundle | bool and not ansible_check_mode" in main
+
+
 def test_parse_report_tolerates_garbage():
     assert F.parse_report("not json") == {} and F.parse_report("{broken") == {} and F.parse_report(None) == {}
 
@@ -167,7 +185,7 @@ def test_parse_report_tolerates_garbage():
 def test_ansible_yaml_parses_and_keeps_the_fleet_keywords():
     yaml = pytest.importorskip("yaml", reason="PyYAML (comes with ansible-core) is needed to parse the YAML")
     plays = yaml.safe_load((DEPLOY / "ansible" / "torch-setup.yml").read_text())
-    first = plays[0]
+    first = next(p for p in plays if p.get("roles") == ["torch_setup"])
     assert "torch_setup_serial" in first["serial"] and first["ignore_unreachable"] is True
     assert plays[-1]["hosts"] == "localhost"
     for path in list(ROLE.rglob("*.yml")) + [DEPLOY / "ansible" / "inventory.example.yml"]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass, replace
 from typing import List, Optional, Tuple
 
@@ -131,8 +132,8 @@ class Source:
             meta = self.manifest.get("files", {}).get(path) or {"sha256": sha256, "size": None}
             if not meta.get("sha256"):
                 raise BundleError(f"the bundle's manifest has no sha256 for {path}")
-            store.fetch(store.Item(path, self.base + path, meta["sha256"], meta.get("size")), self.dir, self.cache,
-                        self.session)
+            url = self.base + urllib.parse.quote(path)  # apt's file names hold %3a for an epoch's colon
+            store.fetch(store.Item(path, url, meta["sha256"], meta.get("size")), self.dir, self.cache, self.session)
 
 
 def read_manifest(bundle: str, env=None) -> dict:
@@ -295,7 +296,10 @@ def plan(request, facts, recipes, bundle: str, env=None) -> Plan:
         install = next(c for c in step.commands if apt_packages(c.argv) is not None)
         words = list(install.argv)
         at = [os.path.basename(w) for w in words].index("apt-get")
-        argv = tuple(words[:at + 1]) + ("install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600") \
+        # As root, not apt's _apt user: a bundle fetched or extracted into ~/.cache (under a 0700 /root) is
+        # unreadable to _apt, and apt 3.0 then fails the file: fetch. The .debs were sha256-checked just above.
+        argv = tuple(words[:at + 1]) + ("install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
+                                        "-o", "APT::Sandbox::User=root") \
             + tuple(os.path.join(bundle, p) for p in ds["files"])
         steps.append(replace(step, commands=(Command(argv, dict(install.env)),),
                              title=f"{step.title} (from the bundle's {len(ds['files'])} .debs)",

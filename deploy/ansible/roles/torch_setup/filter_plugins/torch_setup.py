@@ -118,6 +118,14 @@ def result(run, host, earlier=()):
     return out
 
 
+def bundle_argv(facts_files, python, pyz, output, dry_run=False, extra=()):
+    """The controller's one `bundle` command for the whole fleet: every host's facts file, once each, in order."""
+    argv = [python, pyz, "bundle", "--json", "--output", output]
+    for path in dict.fromkeys(facts_files or []):
+        argv += ["--facts", path]
+    return argv + (["--dry-run"] if dry_run else []) + list(extra or [])
+
+
 def summary(results):
     """Readable lines: a count line, then one line per host, failed hosts first."""
     results = sorted(results or [], key=lambda r: (r.get("status") != FAILED, r.get("host")))
@@ -140,4 +148,5 @@ def summary(results):
 class FilterModule(object):
     def filters(self):
         return {"torch_setup_json": parse_json, "torch_setup_report": parse_report, "torch_setup_changed": changed,
-                "torch_setup_result": result, "torch_setup_summary": summary}
+                "torch_setup_result": result, "torch_setup_summary": summary,
+                "torch_setup_bundle_argv": bundle_argv}
