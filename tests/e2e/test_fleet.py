@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.roots import cache_dir, debian_root, payload
+from tests.e2e.compile_check import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -35,15 +36,6 @@ N = 3
 PORT = 8000
 PACKAGES = ("python3", "openssh-server", "openssh-sftp-server")
 
-COMPILE = """
-import os, sys, tempfile, torch
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp()
-m = torch.nn.Linear(16, 4)
-f = lambda x: torch.relu(m(x)).softmax(-1) * 2
-x = torch.randn(8, 16)
-assert torch.allclose(torch.compile(f)(x), f(x), atol=1e-5), "compiled output differs from eager"
-print("COMPILE-OK", torch.__version__, sys.executable)
-"""
 
 # Exit 0 only if no connection gets out (names do not resolve, and an address of PyPI's CDN has no route).
 REACH = """
