@@ -3,7 +3,7 @@ binaries run by qemu-user through binfmt_misc), nothing in it but its python3.
 
 1. The README's bare-box command inside it: `python3 scripts/build-zipapp` with the root's python3, then
    `python3 dist/torch-setup.pyz install --yes`.
-2. torch.compile passes in the environment it made (our own check, tests/e2e/compile_check.py, not the
+2. torch.compile passes in the environment it made (our own check, tests/e2e/checks.py, not the
    product's), and the torch it chose is the one the plan said, for the reason it gave.
 3. A second install has nothing to do.
 
@@ -23,7 +23,7 @@ import time
 import pytest
 
 from tests.e2e.roots import build_pyz_in, cache_dir, debian_root, ensure_emulation, payload
-from tests.e2e.compile_check import COMPILE
+from tests.e2e.checks import COMPILE
 
 pytestmark = pytest.mark.arm64
 ARCH = "arm64"

@@ -23,22 +23,12 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.roots import cache_dir, debian_root, payload
-from tests.e2e.compile_check import COMPILE
+from tests.e2e.checks import COMPILE, REACH
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
 
-# Exit 0 only if some connection gets out: the control that the namespace has no network.
-REACH = """
-import socket, sys
-for host, port in (("pypi.org", 443), ("deb.debian.org", 80), ("151.101.0.223", 443)):
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-        sys.exit(f"reached {host}")
-    except OSError as e:
-        print(host, type(e).__name__, e)
-"""
 
 
 def offline(root, argv, timeout=1800, env=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.roots import cached_tarball, mounts_under
-from tests.e2e.compile_check import COMPILE
+from tests.e2e.checks import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.roots import cache_dir, debian_root, payload
-from tests.e2e.compile_check import COMPILE
+from tests.e2e.checks import COMPILE, REACH
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -37,16 +37,6 @@ PORT = 8000
 PACKAGES = ("python3", "openssh-server", "openssh-sftp-server")
 
 
-# Exit 0 only if no connection gets out (names do not resolve, and an address of PyPI's CDN has no route).
-REACH = """
-import socket, sys
-for host, port in (("pypi.org", 443), ("deb.debian.org", 80), ("151.101.0.223", 443)):
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-        sys.exit(f"reached {host}")
-    except OSError as e:
-        print(host, type(e).__name__, e)
-"""
 
 
 def sh(*argv: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from .roots import payload
 
 from tests.e2e.roots import build_pyz_in, debian_root
-from tests.e2e.compile_check import COMPILE
+from tests.e2e.checks import COMPILE
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
