@@ -50,7 +50,13 @@ def _wheel(name: str) -> Path:
         sha256 = entry["digests"]["sha256"]
     part = path.with_suffix(".part")
     digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=600) as r, open(part, "wb") as out:
+    try:
+        r = urllib.request.urlopen(url, timeout=600)
+    except OSError as e:  # the PyTorch CPU index does not answer on every network (PyPI has no +cpu build)
+        if "+cpu" in name:
+            pytest.skip(f"{url} did not answer ({type(e).__name__}: {e}) and {path} is not cached: no CPU build")
+        raise
+    with r, open(part, "wb") as out:
         for chunk in iter(lambda: r.read(1 << 20), b""):
             digest.update(chunk)
             out.write(chunk)
