@@ -34,14 +34,14 @@ class NoPts(System):
         raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
 
 
-def test_without_a_pty_commands_run_on_pipes_with_plain_lines_said_once():
+def test_without_a_pty_commands_print_plain_lines_said_once():
     system, lines = NoPts(), []
     system.tty = True
     res = system.run([sys.executable, "-c", PROGRESS], on_line=lines.append)
     assert res.rc == 3
-    assert lines[0] == "(no pseudo-terminal here: No such device; commands run on pipes, with plain lines)"
+    assert lines[0] == "(no pseudo-terminal here: No such device; commands print plain lines)"
     assert [line.replace("\x1b[32m", "").replace("\x1b[0m", "") for line in lines[1:]] == \
-        ["progress 0", "progress 1", "progress 2", "done", "oops"]  # a pipe: what the program wrote, as it is
+        ["progress 0", "progress 1", "progress 2", "done", "oops"]  # no terminal: what the program wrote, as it is
     more = []
     assert system.run([sys.executable, "-c", "print('again')"], on_line=more.append).ok
     assert more == ["again"] and system.tty is False
@@ -104,5 +104,71 @@ def test_the_no_pty_note_goes_to_the_notice_line_when_there_is_one():
     system, lines, notes = NoPts(), [], []
     system.tty, system.notice = True, notes.append
     assert system.run([sys.executable, "-c", "print('x')"], on_line=lines.append).ok
-    assert lines == ["x"] and notes == ["(no pseudo-terminal here: No such device; commands run on pipes, with plain "
+    assert lines == ["x"] and notes == ["(no pseudo-terminal here: No such device; commands print plain "
                                         "lines)"]
+
+
+
+# A parent that streams a child's output the way install runs apt. The child prints its pid, waits for its
+# parent's death, then writes on (as dpkg's next "Setting up ..." line) and records that it got there.
+PARENT = ("import sys\n"
+          "from torch_setup.host.system import System\n"
+          "System().run([sys.executable, '-c', sys.argv[1]], on_line=lambda line: print(line, flush=True))\n")
+CHILD = ("import os, sys, time\n"
+         "parent = os.getppid()\n"
+         "print(os.getpid(), flush=True)\n"
+         "while os.getppid() == parent: time.sleep(0.02)\n"
+         "for i in range(1000): print('setting up', i, flush=True)\n"
+         "open(sys.argv[1], 'w').write('finished')\n")
+
+
+def test_a_streamed_command_outlives_a_kill_9_of_torch_setup_and_finishes(tmp_path):
+    """After `kill -9` of torch-setup alone, the command it streamed runs on and can still write its output (on
+    a pipe its first line after the kill would be its end, by SIGPIPE): dpkg finishes configuring."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    marker = tmp_path / "finished"
+    program = PARENT.replace("sys.argv[1]]", f"sys.argv[1], {str(marker)!r}]")
+    parent = subprocess.Popen([sys.executable, "-c", program, CHILD], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert parent.stdout is not None
+    first = parent.stdout.readline()  # the child runs: the line it printed came through the parent
+    assert first.strip().isdigit(), first
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the command died with torch-setup"
+    assert marker.read_text() == "finished"
+
+
+def test_a_daemon_the_command_leaves_behind_does_not_hold_the_run():
+    """A postinst that starts a service leaves a process holding the command's output: the run ends with the
+    command, not with the daemon (on a pipe it waited for the daemon's end)."""
+    import time
+
+    lines = []
+    started = time.monotonic()
+    res = System().run(["/bin/sh", "-c", "sleep 30 & echo started"], on_line=lines.append)
+    assert res.ok and lines == ["started"]
+    assert time.monotonic() - started < 20
+
+
+def test_a_streamed_command_over_its_time_is_stopped_with_its_children_and_is_124():
+    lines = []
+    res = System().run(["/bin/sh", "-c", "echo before; sleep 30; echo after"], on_line=lines.append, timeout=1)
+    assert res.rc == 124 and lines == ["before"] and "timed out after 1 s" in res.stderr
+
+
+def test_lines_ended_by_cr_lf_split_between_reads_are_one_line_each():
+    program = ("import sys, time\n"
+               "for part in ['one\\r', '\\ntwo\\r', '\\r\\n', 'thr', 'ee\\rfour']:\n"
+               "    sys.stdout.write(part); sys.stdout.flush(); time.sleep(0.2)\n")
+    lines = []
+    res = System().run([sys.executable, "-c", program], on_line=lines.append)
+    assert lines == ["one", "two", "", "three", "four"]
+    assert res.stdout == "one\ntwo\n\nthree\nfour"

@@ -1,5 +1,5 @@
 """`install` on a terminal in a chroot without /dev/pts (no pseudo-terminal can be opened there: os.openpty fails
-with ENODEV): the README's command completes, its commands on pipes with plain lines, and says so once.
+with ENODEV): the README's command completes, its commands print plain lines, and says so once.
 
 The terminal is a real one: util-linux `script` runs the chroot on a pty of the host, so torch-setup's stdout and
 stderr are a tty, while inside the root /dev/pts is not mounted and /dev/ptmx has no devpts instance beside it.
@@ -17,7 +17,7 @@ from tests.e2e.roots import build_pyz_in, debian_root
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-NOTE = "(no pseudo-terminal here: No such device; commands run on pipes, with plain lines)"
+NOTE = "(no pseudo-terminal here: No such device; commands print plain lines)"
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ captured on real machines (tests/fixtures/hosts/*.json).
 """
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import re
@@ -45,6 +46,7 @@ def _not_started(e: OSError, seconds: float = 0.0) -> Result:
 
 
 _PTY_LOCK = threading.Lock()  # steps may run in parallel: the note that there is no pty comes once
+NEWLINE = re.compile(r"\r\n|\r|\n")
 ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B])")
 
 
@@ -81,28 +83,67 @@ class System:
             pty = self._pty(on_line) if self.tty else None
             if pty is not None:
                 return self._run_on_pty(argv, full_env, cwd, on_line, start, pty)
-            # Streamed: stderr folded into stdout so progress and errors keep their order.
-            proc = subprocess.Popen(
-                list(argv), env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, text=True, errors="replace", cwd=cwd, start_new_session=True,
-                pass_fds=children.kept(),  # the run's locks live as long as the command (host/children.py)
-            )
-            children.register(proc)  # its own process group: a signal to torch-setup stops it and its children
-            lines = []
-            assert proc.stdout is not None
-            try:
-                for line in proc.stdout:
-                    lines.append(line)
-                    on_line(line.rstrip("\n"))
-                rc = proc.wait(timeout=timeout)
-            finally:
-                children.unregister(proc)
-            return Result(rc, "".join(lines), "", time.monotonic() - start)
+            return self._run_to_file(argv, full_env, cwd, on_line, start, timeout)
         except OSError as e:  # missing, not executable, not a program at all (Exec format error)
             return _not_started(e, time.monotonic() - start)
         except subprocess.TimeoutExpired as e:
             out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
             return Result(124, out, f"timed out after {timeout} s", time.monotonic() - start)
+
+    def _run_to_file(self, argv, env, cwd, on_line, start, timeout) -> Result:
+        """Streamed without a terminal: stderr folded into stdout, so progress and errors keep their order, and
+        both go to an unlinked file this process reads as it grows, never to a pipe. A pipe dies with its reader:
+        after a bare `kill -9` of torch-setup, dpkg's next "Setting up ..." line would kill it with SIGPIPE in the
+        middle of configuring; a file lets it finish (its lock, inherited, keeps a rerun waiting). A grandchild
+        that keeps the output open (a daemon a postinst starts) cannot hold the run either: it ends with the
+        command."""
+        out = tempfile.TemporaryFile(prefix="torch-setup-out-")
+        try:
+            proc = subprocess.Popen(
+                list(argv), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                start_new_session=True,  # its own process group: a signal to torch-setup stops it and its children
+                pass_fds=children.kept(),  # the run's locks live as long as the command (host/children.py)
+            )
+        except BaseException:
+            out.close()
+            raise
+        children.register(proc)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        deadline = None if timeout is None else start + timeout
+        chunks: List[str] = []
+        pending, pos, note = "", 0, ""
+        try:
+            while True:
+                rc = proc.poll()  # asked before the read: once it has ended, the reads below get all it wrote
+                data = os.pread(out.fileno(), 65536, pos)
+                if data:
+                    pos += len(data)
+                    text = decoder.decode(data)
+                    chunks.append(text)
+                    buf = pending + text
+                    held = "\r" if buf.endswith("\r") else ""  # its \n may come in the next read
+                    *done, pending = NEWLINE.split(buf[:len(buf) - len(held)])  # \r too, as text mode reads
+                    pending += held
+                    for line in done:
+                        on_line(line)
+                    continue
+                if rc is not None:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    children.kill_group(proc)
+                    proc.wait()
+                    rc, note = 124, f"timed out after {timeout} s"
+                    break
+                time.sleep(0.05)
+        finally:
+            children.unregister(proc)
+            out.close()
+        last = decoder.decode(b"", final=True)
+        chunks.append(last)
+        tail = (pending + last).rstrip("\r")
+        if tail:
+            on_line(tail)
+        return Result(rc, NEWLINE.sub("\n", "".join(chunks)), note, time.monotonic() - start)
 
     def openpty(self) -> tuple:
         """(master, slave) file descriptors of a new pseudo-terminal; OSError where none can be opened."""
@@ -112,15 +153,15 @@ class System:
 
     def _pty(self, on_line) -> Optional[tuple]:
         """A pty for the next command, or None: where none can be opened (a chroot or a minimal container without
-        /dev/pts: ENODEV, ENOENT) commands run on pipes from then on, with plain lines, and on_line hears it once."""
+        /dev/pts: ENODEV, ENOENT) commands write plain lines to a file from then on, and on_line hears it once."""
         try:
             return self.openpty()
         except OSError as e:
             with _PTY_LOCK:
                 if self.tty:
                     self.tty = False
-                    (self.notice or on_line)(f"(no pseudo-terminal here: {e.strerror or e}; commands run on "
-                                             "pipes, with plain lines)")
+                    (self.notice or on_line)(f"(no pseudo-terminal here: {e.strerror or e}; commands print "
+                                             "plain lines)")
             return None
 
     def _run_on_pty(self, argv, env, cwd, on_line, start, pty) -> Result:
