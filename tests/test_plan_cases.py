@@ -30,7 +30,7 @@ def case(name: str) -> dict:
 @pytest.mark.parametrize("name", NAMES)
 def test_case(builtin_recipes, name):
     c = case(name)
-    want = {k: c[k] for k in ("steps", "python", "notes", "env", "torch", "refused", "choice") if k in c}
+    want = {k: c[k] for k in ("steps", "python", "notes", "env", "torch", "refused") if k in c}
     got = expected_of(c, builtin_recipes)
     assert got == want, ("plan differs from the case (scripts/pin-plans re-pins it)\nGOT:\n"
                          + json.dumps(got, indent=1) + "\nWANT:\n" + json.dumps(want, indent=1))
