@@ -68,6 +68,18 @@ def probe_output(name: str) -> str:
     return next(v["stdout"] for k, v in commands.items() if "<script: " in k)
 
 
+def detected_with_dpkg_status(name: str, status: str, recipes) -> Facts:
+    """What `detect` gathers through the seam on the captured host `name` (an x86_64 Linux), with `status` as its
+    dpkg status file."""
+    from torch_setup.facts import gather, packages
+    from torch_setup.request import PythonRequest
+
+    system = host_system(name)
+    system.files[packages.DPKG_STATUS] = status
+    return gather.gather(system, PythonRequest.parse(load_host(name)["spec"]), recipes.manager_binaries,
+                         system_name="Linux", machine="x86_64")
+
+
 @pytest.fixture(scope="session")
 def builtin_recipes() -> recipes_mod.Recipes:
     return recipes_mod.load()

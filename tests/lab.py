@@ -273,7 +273,16 @@ def serve(trees: Dict[str, Dict[str, Sequence[str]]], tls: Optional[Certs] = Non
                 return
             self._send(404, "text/plain", b"", body)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with _loopback(Handler, tls) as base:
+        lab.base = base
+        yield lab
+
+
+@contextmanager
+def _loopback(handler, tls: Optional[Certs] = None) -> Iterator[str]:
+    """A threaded HTTP server (HTTPS with `tls`) for `handler` on 127.0.0.1, port 0, while the block runs: yields
+    its base URL, and shuts it down after."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     scheme = "http"
     if tls:
@@ -281,11 +290,9 @@ def serve(trees: Dict[str, Dict[str, Sequence[str]]], tls: Optional[Certs] = Non
         ctx.load_cert_chain(tls.cert, tls.key)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
         scheme = "https"
-    lab.base = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield lab
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -317,13 +324,5 @@ def refusing_proxy() -> Iterator[Proxy]:
 
         do_CONNECT = do_GET = do_HEAD = do_POST = _refuse
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _loopback(Handler) as proxy.url:
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -2,9 +2,12 @@
 every command runs (pipeline.assemble, which pipeline.plan_host wraps). `scripts/pin-plans` writes the
 expectations; a failing case prints GOT and WANT.
 
-A case with `indexes` (index URL -> a listing under tests/fixtures, PEP 691 JSON) also chooses torch, as `install`
-does, from those listings: every other index does not answer (as download.pytorch.org does not from the machines
-these were pinned on). Its `torch` pins the choice: build, version, index, and the reasons and warnings."""
+A case with `indexes` also chooses torch, as `install` does, from what those indexes answer: each maps an index URL
+to a listing under tests/fixtures (PEP 691 JSON), or, for https://download.pytorch.org/whl, to "pytorch-world" (the
+modelled PyTorch index of tests/test_torch_choice.py: every variant of the table, over its VERSIONS). Every other
+index does not answer (as download.pytorch.org does not from the machines these were pinned on). Its `torch` pins
+the choice as the plan carries it: the torch step's why, then build, version, index, and the reasons and warnings
+(null where no torch is chosen: a kept torch)."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,15 +23,20 @@ from torch_setup.request import PythonRequest, Request
 TESTS = Path(__file__).resolve().parent
 CASES = TESTS / "plans"
 FIXTURES = TESTS / "fixtures"
+WORLD = "pytorch-world"  # the modelled PyTorch index (test_torch_choice.FakeFetch), at its one URL
+PYTORCH_WHL = "https://download.pytorch.org/whl"
+CHOICE_KEYS = ("variant", "version", "requirement", "index_url", "source", "reasons", "warnings")
 REQUEST_KEYS = {"python", "provider", "venv", "torch", "break_system_packages", "backend", "with", "index_url",
                 "keep_torch"}
 
 
 def load_case(path: Path) -> dict:
     case = json.loads(path.read_text())
-    unknown = set(case) - {"facts", "request", "indexes", "steps", "python", "notes", "env", "torch", "refused",
-                           "index", "choice"}
+    unknown = set(case) - {"facts", "request", "indexes", "steps", "python", "notes", "env", "torch", "refused"}
     assert not unknown, f"{path.name}: unknown keys {sorted(unknown)}"
+    for url, what in case.get("indexes", {}).items():
+        assert (FIXTURES / what).is_file() if what != WORLD else url.rstrip("/") == PYTORCH_WHL, \
+            f"{path.name}: {url} answers with {what!r}: a listing under tests/fixtures, or {WORLD!r} at {PYTORCH_WHL}"
     assert not set(case.get("request", {})) - REQUEST_KEYS, f"{path.name}: unknown request keys"
     return case
 
@@ -51,47 +59,33 @@ def lines(plan) -> list:
             for s in plan.steps]
 
 
-def _world_choice(case: dict, recipes):
-    """The torch chosen for a case with `"index": "pytorch-world"`: the modelled PyTorch index and the captured
-    PyPI listing of tests/test_torch_choice.py (FakeFetch), as `install` would ask them; None without one."""
-    if case.get("index") != "pytorch-world":
-        return None
-    from test_torch_choice import FakeFetch
-    from torch_setup.wheels.choose import choose
-
-    from torch_setup.planning.make import needs_torch
-
-    facts = facts_of(case)
-    request = request_of(case)
-    if not needs_torch(facts, recipes, request):
-        return None  # as pipeline.choose_torch: a kept torch asks no index
-    return choose(facts, recipes, backend=request.backend or "auto", fetch=FakeFetch(), env={})
-
-
 def case_fetch(case: dict):
-    """The index client of a case with `indexes`: those listings answer, nothing else does."""
+    """The index client of a case with `indexes`: those answer, with their listings; nothing else does."""
     from torch_setup.wheels import indexes
 
-    listings = {url.rstrip("/"): FIXTURES / path for url, path in case.get("indexes", {}).items()}
+    listings = {url.rstrip("/"): what for url, what in case.get("indexes", {}).items()}
 
     def fetch(source, project, **kw):
-        path = listings.get(source.url.rstrip("/"))
-        if path is None or project != "torch":
-            raise indexes.IndexUnreachable(source, "the host name does not resolve")
-        files = indexes.parse_simple_json(json.loads(path.read_text()), source.url.rstrip("/") + "/torch/")
-        return indexes.Listing(source, tuple(files))
+        url = source.url.rstrip("/")
+        base = url.rsplit("/", 1)[0]
+        if project == "torch" and url in listings:
+            files = indexes.parse_simple_json(json.loads((FIXTURES / listings[url]).read_text()), url + "/torch/")
+            return indexes.Listing(source, tuple(files))
+        if project == "torch" and listings.get(base) == WORLD:
+            from test_torch_choice import FakeFetch
+
+            return FakeFetch()(source, project)
+        raise indexes.IndexUnreachable(source, "the host name does not resolve")
     return fetch
 
 
 def choice_of(case: dict, recipes=None):
     """The torch choice of a case with `indexes` (None without), as `install` makes it."""
-    recipes = recipes or recipes_mod.load()
-    if case.get("index") == "pytorch-world":
-        return _world_choice(case, recipes)
     if "indexes" not in case:
         return None
     from torch_setup.planning import provide
 
+    recipes = recipes or recipes_mod.load()
     prep = provide.prepare(facts_of(case), recipes, request_of(case))  # a Python the plan provides, as plan_host
     return pipeline.choose_torch(prep.facts, recipes, request_of(case), case_fetch(case))
 
@@ -111,14 +105,8 @@ def expected_of(case: dict, recipes=None) -> dict:
                                                                           "indexes" in case else {})}}
     out = {"steps": lines(plan), "python": plan.python, "notes": list(plan.notes), "env": plan.env}
     if "indexes" in case:
-        choice = choice_of(case, recipes)
-        out["torch"] = {k: choice.to_dict()[k] for k in ("variant", "version", "requirement", "index_url", "source",
-                                                          "reasons", "warnings")} if choice else None
-    if case.get("index"):
-        why = {s.id: s.why for s in plan.steps}
-        out["choice"] = {"torch": why.get("torch"), **({k: plan.torch[k] for k in ("requirement", "variant",
-                                                                                      "reasons", "warnings")}
-                                                        if plan.torch else {})}
+        why = next((s.why for s in plan.steps if s.id == "torch"), None)
+        out["torch"] = {"why": why, **{k: (plan.torch or {}).get(k) for k in CHOICE_KEYS}}
     return out
 
 

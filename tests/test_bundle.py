@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, fixture_text, payload
+from conftest import FIXTURES, detected_with_dpkg_status, fixture_text, payload
 from lab import serve
 from torch_setup import pipeline
 from torch_setup.bundle import apt, make, offline, wheels
@@ -325,15 +325,7 @@ def test_the_installed_packages_are_read_from_dpkg_status():
 
 
 def test_detect_reads_the_installed_packages_through_the_seam(builtin_recipes):
-    from conftest import host_system, load_host
-    from torch_setup.facts import gather
-    from torch_setup.request import PythonRequest
-
-    name = "debian13-installed-system"
-    system = host_system(name)
-    system.files[packages.DPKG_STATUS] = STATUS
-    facts = gather.gather(system, PythonRequest.parse(load_host(name)["spec"]), builtin_recipes.manager_binaries,
-                          system_name="Linux", machine="x86_64")
+    facts = detected_with_dpkg_status("debian13-installed-system", STATUS, builtin_recipes)
     assert facts.host.installed_packages == packages.parse_installed(STATUS)
     assert Facts.from_dict(facts.to_dict()).host.installed_packages == facts.host.installed_packages  # round trip
 

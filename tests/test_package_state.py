@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from conftest import fixture_text, host_facts, host_system, load_host
+from conftest import detected_with_dpkg_status, fixture_text, host_facts
 from torch_setup import doctor, pipeline
-from torch_setup.facts import gather, packages
-from torch_setup.request import PythonRequest, Request
+from torch_setup.facts import packages
+from torch_setup.request import Request
 
 STATUS = fixture_text("dpkg", "status-interrupted")
 
@@ -27,11 +27,7 @@ def test_the_status_file_names_what_dpkg_audit_lists():
 
 
 def test_detect_reads_the_package_state_through_the_seam(builtin_recipes):
-    name = "debian13-installed-system"
-    system = host_system(name)
-    system.files[packages.DPKG_STATUS] = STATUS
-    facts = gather.gather(system, PythonRequest.parse(load_host(name)["spec"]), builtin_recipes.manager_binaries,
-                          system_name="Linux", machine="x86_64")
+    facts = detected_with_dpkg_status("debian13-installed-system", STATUS, builtin_recipes)
     assert facts.host.interrupted_packages == ["t19-halfconf", "t19-unpacked"]
     assert facts.to_dict()["host"]["interrupted_packages"] == ["t19-halfconf", "t19-unpacked"]
 

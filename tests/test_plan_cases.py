@@ -30,7 +30,7 @@ def case(name: str) -> dict:
 @pytest.mark.parametrize("name", NAMES)
 def test_case(builtin_recipes, name):
     c = case(name)
-    want = {k: c[k] for k in ("steps", "python", "notes", "env", "torch", "refused", "choice") if k in c}
+    want = {k: c[k] for k in ("steps", "python", "notes", "env", "torch", "refused") if k in c}
     got = expected_of(c, builtin_recipes)
     assert got == want, ("plan differs from the case (scripts/pin-plans re-pins it)\nGOT:\n"
                          + json.dumps(got, indent=1) + "\nWANT:\n" + json.dumps(want, indent=1))
@@ -127,6 +127,59 @@ def test_choosing_torch_for_a_predicted_interpreter_runs_nothing(builtin_recipes
         pipeline.plan_host(request_of(c), facts, builtin_recipes, fetch=fetch, system=system)
     assert system.calls == []
     assert ("https://mirror.example/simple", "torch") in asked  # the host's configured index was asked
+
+
+REFUSED = [n for n in NAMES if "refused" in case(n) and "indexes" not in case(n)]  # refused with no torch chosen
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_a_refused_host_asks_no_index_which_torch(builtin_recipes, name):
+    """What the plan refuses (musl, a glibc older than the wheels', no Python) it refuses before asking any index
+    which torch: install and plan on such a host do not wait on the network (nor fail on it) to say no."""
+    from torch_setup.errors import TorchSetupError
+    from torch_setup.wheels.indexes import IndexUnreachable
+
+    c = case(name)
+    asked = []
+
+    def fetch(source, project, **kw):
+        asked.append((source.url, project))
+        raise IndexUnreachable(source, "not in this test")
+
+    with pytest.raises(TorchSetupError) as refused:
+        pipeline.plan_host(request_of(c), facts_of(c), builtin_recipes, fetch=fetch, system=FakeSystem())
+    assert (int(refused.value.code), refused.value.message) == (c["refused"]["code"], c["refused"]["message"])
+    assert [a for a in asked if a[1] == "torch"] == []
+
+
+# Debian 12 as captured (its Python lacks headers and g++), changed where the plan itself refuses it, after the
+# Python is settled: an OS no recipe knows, with packages to install; a HOME that is not a path.
+PLAN_REFUSES = {
+    "no recipe": (lambda f: dataclasses.replace(f, os=dataclasses.replace(f.os, id="plan9", name="Plan 9",
+                                                                          version="4")), "no recipe for Plan 9 4"),
+    "relative HOME": (lambda f: dataclasses.replace(f, host=dataclasses.replace(f.host, home="home/admin")),
+                      "HOME is 'home/admin', not an absolute path"),
+}
+
+
+@pytest.mark.parametrize("name", PLAN_REFUSES)
+def test_what_the_plan_refuses_it_refuses_before_asking_which_torch(builtin_recipes, name):
+    from torch_setup.errors import TorchSetupError
+    from torch_setup.wheels.indexes import IndexUnreachable
+
+    change, message = PLAN_REFUSES[name]
+    c = {"facts": "platforms/debian-12.json", "request": {}}
+    asked = []
+
+    def fetch(source, project, **kw):
+        asked.append((source.url, project))
+        raise IndexUnreachable(source, "not in this test")
+
+    with pytest.raises(TorchSetupError) as refused:
+        pipeline.plan_host(request_of(c), change(facts_of(c)), builtin_recipes, fetch=fetch, system=FakeSystem())
+    assert refused.value.message.startswith(message)
+    assert [a for a in asked if a[1] == "torch"] == []
+    assert pipeline.plan_host(request_of(c), facts_of(c), builtin_recipes, online=False).todo  # as captured: planned
 
 
 def test_plan_facts_uses_the_planned_hosts_tools_not_this_ones(builtin_recipes, monkeypatch):

@@ -151,37 +151,27 @@ def pick(facts, *, dead=(), env=None, **kw) -> Choice:
 
 # ------------------------------------------------------------------------------------------------ the table
 
-# driver x Python x OS/arch -> (variant, index, version), with the PyTorch index answering.
-CASES = [
+# driver x Python x OS/arch -> (variant, index, version), with the PyTorch index answering. One row per driver
+# (Linux x86_64) or OS: the variant and its index, then the version chosen for each Python of PYTHONS_ASKED.
+PYTHONS_ASKED = ("3.10", "3.13", "3.13t", "3.14")
+ROWS = [
     # H200, driver 580.159.03, compute capability 9.0: every CUDA build runs; the newest torch, then newest CUDA.
-    ("h200", "3.10", "linux-x86_64", "cu132", PT + "/cu132", "2.14.1"),  # 2.15 needs Python >= 3.11
-    ("h200", "3.13", "linux-x86_64", "cu132", PT + "/cu132", "2.15.0"),
-    # 3.13t: cp313t wheels up to 2.12.0 (PyPI); cu132 starts 2.12, so 2.12.0 from cu132
-    ("h200", "3.13t", "linux-x86_64", "cu132", PT + "/cu132", "2.12.0"),
-    ("h200", "3.14", "linux-x86_64", "cu132", PT + "/cu132", "2.15.0"),
+    # 2.15 needs Python >= 3.11; 3.13t: cp313t wheels up to 2.12.0 (PyPI), and cu132 starts 2.12: 2.12.0 there.
+    ("h200", "linux-x86_64", "cu132", PT + "/cu132", ("2.14.1", "2.15.0", "2.12.0", "2.15.0")),
     # Two GPUs, the lower one a V100 (sm_70): no kernels in cu130/cu132 or in cu128 from 2.11 -> cu126.
-    ("multi", "3.10", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    ("multi", "3.13", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    ("multi", "3.13t", "linux-x86_64", "cu126", PT + "/cu126", "2.12.0"),
-    ("multi", "3.14", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    # Driver 535 (CUDA 12 only), capability unknown: CUDA 13 builds are out.
-    ("r535", "3.10", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    ("r535", "3.13", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
-    ("r535", "3.13t", "linux-x86_64", "cu126", PT + "/cu126", "2.12.0"),  # cu128 ends at 2.11
-    ("r535", "3.14", "linux-x86_64", "cu126", PT + "/cu126", "2.14.1"),
+    ("multi", "linux-x86_64", "cu126", PT + "/cu126", ("2.14.1", "2.14.1", "2.12.0", "2.14.1")),
+    # Driver 535 (CUDA 12 only), capability unknown: CUDA 13 builds are out (cu128 ends at 2.11).
+    ("r535", "linux-x86_64", "cu126", PT + "/cu126", ("2.14.1", "2.14.1", "2.12.0", "2.14.1")),
     # No GPU: the CPU index.
-    ("none", "3.10", "linux-x86_64", "cpu", PT + "/cpu", "2.14.1"),
-    ("none", "3.13", "linux-x86_64", "cpu", PT + "/cpu", "2.15.0"),
-    ("none", "3.13t", "linux-x86_64", "cpu", PT + "/cpu", "2.12.0"),
-    ("none", "3.14", "linux-x86_64", "cpu", PT + "/cpu", "2.15.0"),
+    ("none", "linux-x86_64", "cpu", PT + "/cpu", ("2.14.1", "2.15.0", "2.12.0", "2.15.0")),
+    # Apple silicon: PyPI's wheels (with MPS); macOS >= 14 for current torch.
+    ("none", "darwin-arm64", "cpu", PYPI, ("2.14.1", "2.15.0", "2.12.0", "2.15.0")),
+]
+CASES = [(driver, python, where, variant, index, version) for driver, where, variant, index, versions in ROWS
+         for python, version in zip(PYTHONS_ASKED, versions)] + [
     ("none", "3.13", "linux-aarch64", "cpu", PT + "/cpu", "2.15.0"),
     ("h200", "3.13", "linux-aarch64", "cu132", PT + "/cu132", "2.15.0"),  # a GH200
     ("none", "3.13", "windows-amd64", "cpu", PT + "/cpu", "2.15.0"),
-    # Apple silicon: PyPI's wheels (with MPS); macOS >= 14 for current torch.
-    ("none", "3.10", "darwin-arm64", "cpu", PYPI, "2.14.1"),
-    ("none", "3.13", "darwin-arm64", "cpu", PYPI, "2.15.0"),
-    ("none", "3.13t", "darwin-arm64", "cpu", PYPI, "2.12.0"),
-    ("none", "3.14", "darwin-arm64", "cpu", PYPI, "2.15.0"),
 ]
 
 

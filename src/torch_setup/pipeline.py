@@ -97,10 +97,10 @@ def plan_host(request: Request, facts: Facts, recipes, *, online: bool = True, f
 
     uv = resolve_uv(facts, recipes, request, fetch) if online else None
     prep = provision.prepare(facts, recipes, request, uv=uv)
-    plan = provision.compose(prep, planning.make_plan(prep.facts, recipes, request, None, uv))  # refusals first
+    if online:
+        planning.refuse(prep.facts, recipes, request, uv)  # a host the plan refuses asks no index which torch
     choice = choose_torch(prep.facts, recipes, request, fetch, system) if online else None
-    if choice:
-        plan = provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv))
+    plan = provision.compose(prep, planning.make_plan(prep.facts, recipes, request, choice, uv))
     return repair.add(plan, prep.facts, recipes)  # an interrupted apt first
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -109,17 +109,36 @@ def uses_venv(facts: Facts, recipes: Recipes, request: Request) -> bool:
         py.externally_managed or system_owned or (request.venv_given and not py.in_venv))
 
 
-def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choice=None, uv=None) -> Plan:
-    """`choice` is the torch to install (torch_choice.Choice), chosen beforehand because that asks indexes;
-    without one the step asks for the oldest torch that supports torch.compile on this Python, or newer.
-    `uv` (uvtool.UvWheel) is a uv to fetch when the box has none: torch then downloads while apt runs."""
+class _Basis(NamedTuple):
+    """What make_plan decides before its steps (and where it refuses)."""
+    platform: Optional[Platform]
+    requirement: str
+    keep_torch: bool
+    system_owned: bool
+    use_venv: bool
+    venv: Optional[str]
+    target: Optional[str]
+    no_uv: bool
+    fetch_uv: bool
+    uv_path: Optional[str]
+    needs: List[str]
+    notes: List[str]
+
+
+def refuse(facts: Facts, recipes: Recipes, options: Request = Request(), uv=None) -> None:
+    """Raise what make_plan refuses without a torch choice (no Python, a refusal of recipes/refusals.toml, no
+    recipe for what the host lacks, a HOME that is no path), before the indexes are asked which torch."""
+    _basis(facts, recipes, options, None, uv)
+
+
+def _basis(facts: Facts, recipes: Recipes, options: Request, choice, uv) -> _Basis:
     py = facts.python
     if not py.found:
         raise UnsupportedError(f"no Python interpreter matches --python {py.absent or '(default)'}",
                                hint="--python 3.13 provides one (see --python-from)")
-    from torch_setup.recipes import refuse
+    from torch_setup.recipes import refuse as refusals
 
-    refuse.check(facts, recipes)  # musl, old glibc, Intel or old macOS, a Python no torch compiles on
+    refusals.check(facts, recipes)  # musl, old glibc, Intel or old macOS, a Python no torch compiles on
     platform = recipes.platform_for_facts(facts)
     requirement = torch_requirement(facts, recipes, options.torch)
     keep_torch = not needs_torch(facts, recipes, options)
@@ -158,6 +177,17 @@ def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choi
                  + ", ".join(needs),
         )
 
+    return _Basis(platform, requirement, keep_torch, system_owned, use_venv, venv, target, no_uv, fetch_uv, uv_path,
+                  needs, notes)
+
+
+def make_plan(facts: Facts, recipes: Recipes, options: Request = Request(), choice=None, uv=None) -> Plan:
+    """`choice` is the torch to install (torch_choice.Choice), chosen beforehand because that asks indexes;
+    without one the step asks for the oldest torch that supports torch.compile on this Python, or newer.
+    `uv` (uvtool.UvWheel) is a uv to fetch when the box has none: torch then downloads while apt runs."""
+    py = facts.python
+    (platform, requirement, keep_torch, system_owned, use_venv, venv, target,
+     no_uv, fetch_uv, uv_path, needs, notes) = _basis(facts, recipes, options, choice, uv)
     steps: List[Step] = []
     # CA certificates and openssl (a program on PATH) are the box's, whatever the Python's source: they come
     # from the OS's own recipe.
