@@ -32,7 +32,8 @@ GPU_KINDS = ("nvidia", "rocm", "xpu")
 
 # Run by the target interpreter: argv[1] the venv, argv[2:] the distributions to pin (torch first).
 SCRIPT = r'''
-import configparser, os, re, sys
+import configparser, os, sys
+import re
 from importlib import metadata
 prefix, names = sys.argv[1], sys.argv[2:]
 pins = []
