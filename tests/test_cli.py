@@ -340,3 +340,23 @@ def test_every_command_prints_one_envelope(args):
     else:
         assert set(env["error"]) == {"code", "name", "message", "hint", "details"}
         assert result.exit_code == env["error"]["code"] == int(ExitCode[env["error"]["name"]])
+
+
+def test_install_json_keeps_the_rollback_line_of_a_failed_replacement(mocker, no_commands, tmp_path):
+    """pipeline.install puts the rollback line in the error's extra fields; the command adds the failed plan beside
+    it, and the JSON error's data.rollback is that line (README: "one line says so (JSON: data.rollback)")."""
+    from torch_setup.errors import StepError
+
+    line = "the torch replacement failed: rolled back, /v is the venv as it was before (restored from /v.prev)"
+
+    def failing_install(*args, **kwargs):
+        e = StepError("step 'torch' failed: torch")
+        e.extra = {"rollback": line}
+        raise e
+
+    mocker.patch("torch_setup.pipeline.detect", return_value=host_facts("debian13-minbase"))
+    mocker.patch("torch_setup.pipeline.install", side_effect=failing_install)
+    result = invoke("install", "--yes", "--json", "--venv", tmp_path / "v")
+    assert result.exit_code == ExitCode.STEP_FAILED, result.output
+    data = payload(result.stdout)
+    assert data["rollback"] == line and data["plan"]["steps"], data

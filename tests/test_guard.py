@@ -4,6 +4,7 @@ constraint, and without the guard the same commands swap the build (so the test 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import hashlib
 import os
@@ -20,10 +21,12 @@ from torch_setup import guard
 BUILT, OTHER_BUILD, NEWER = "99.1.0+cu132", "99.1.0+cpu", "99.2.0"
 
 
-def wheel(folder: Path, name: str, version: str) -> Path:
-    """A pure-Python wheel (PEP 427) of `name` whose module says which build it is."""
+def wheel(folder: Path, name: str, version: str, build: str = "") -> Path:
+    """A pure-Python wheel (PEP 427) of `name` whose module says which build it is (`build`: what its version.py
+    says, where the wheel's own version has no local label, as PyPI's CUDA builds of torch: 2.7.1 is 2.7.1+cu126)."""
     dist = f"{name}-{version}.dist-info"
     files = {f"{name}/__init__.py": f"__version__ = {version!r}\n",
+             f"{name}/version.py": f"__version__ = {build or version!r}\ncuda = '12.6'\n",
              f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
              f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = ""
@@ -94,7 +97,7 @@ def test_pip_refuses_to_swap_a_guarded_build_and_names_the_constraint(lab):
     venv = make_venv(root, env, "guarded")
     out = run_guard(venv, env)
     path = guard.constraints_path(str(venv))
-    assert f"torch=={BUILT}" in out and "torchvision==99.3.0" in out
+    assert f"torch=={BUILT}" in out and "torchvision===99.3.0" in out  # no local label: ===
     assert guard.parse_pins(Path(path).read_text()) == {"torch": BUILT, "torchvision": "99.3.0"}
     requirements = root / "requirements.txt"
     requirements.write_text(f"torch>={NEWER}\n")
@@ -106,7 +109,7 @@ def test_pip_refuses_to_swap_a_guarded_build_and_names_the_constraint(lab):
         assert installed(venv, "torch") == BUILT, (args, text)
         assert installed(venv, "torchvision") == "99.3.0", (args, text)
         if done.returncode:  # refused: the message names the constraint
-            assert f"(constraint) torch=={BUILT}" in text or "(constraint) torchvision==99.3.0" in text, text
+            assert f"(constraint) torch=={BUILT}" in text or "(constraint) torchvision===99.3.0" in text, text
     assert refused == [SWAPS[0], SWAPS[1], ("install", "-r", str(requirements))]  # -U: the pinned build stays
     # pip's own view: the site configuration lists the file
     listed = pip(venv, env, "config", "--site", "list", check=True).stdout
@@ -222,3 +225,38 @@ def _recipes():
     from torch_setup import pipeline
 
     return pipeline.load_recipes([], {})
+
+
+PYPI_BUILT, PYPI_CPU = "99.5.0", "99.5.0+cpu"  # PyPI's CUDA build (no local label) and the CPU index's build
+
+
+def test_a_build_without_a_local_label_is_kept_from_the_same_version_s_cpu_build(lab, tmp_path):
+    """PyPI's torch 2.7.1 is a CUDA build whose version has no local label: `torch==2.7.1` (PEP 440) also matches
+    2.7.1+cpu, which a requirements file with the CPU index puts in. The pin is `torch===2.7.1` (string equality),
+    pip refuses the CPU build, and doctor reads the pinned build (version.py's 2.7.1+cu126) as the one installed."""
+    from torch_setup import doctor
+
+    root, links, env = lab
+    built = wheel(links, "torch", PYPI_BUILT, build=f"{PYPI_BUILT}+cu126")
+    wheel(links, "torch", PYPI_CPU)
+    venv = root / "pypi-build"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=300)
+    pip(venv, env, "install", str(built), check=True)  # (`torch==99.5.0` itself would pick 99.5.0+cpu)
+    run_guard(venv, env)
+    text = Path(guard.constraints_path(str(venv))).read_text()
+    assert guard.parse_pins(text) == {"torch": PYPI_BUILT}
+    done = pip(venv, env, "install", "--force-reinstall", f"torch=={PYPI_CPU}")
+    assert done.returncode != 0 and installed(venv, "torch") == PYPI_BUILT, done.stdout + done.stderr
+    assert f"(constraint) torch==={PYPI_BUILT}" in done.stdout + done.stderr
+
+    def status(version):
+        facts = h200(f"global.constraint='{guard.constraints_path(str(venv))}'\n")
+        facts = dataclasses.replace(facts, python=dataclasses.replace(facts.python, prefix=str(venv)),
+                                    torch=dataclasses.replace(facts.torch, version=version))
+        (check,) = [c for c in doctor.checks(facts, _recipes(), None, doctor.Extras(guard_pins=text))
+                    if c.id == "torch-guard"]
+        return check.status, check.message
+
+    assert status(f"{PYPI_BUILT}+cu126")[0] == "ok"  # what install pinned: no drift
+    drift = status(PYPI_CPU)  # swapped by uv (which reads no pip.conf)
+    assert drift[0] == "warn" and f"pinned {PYPI_BUILT}+cu126" in drift[1], drift

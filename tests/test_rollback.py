@@ -71,6 +71,24 @@ def test_a_failed_torch_step_puts_the_venv_back(box):
     line = f"rolled back, {venv} is the venv as it was before (restored from {venv}.torch-setup-previous)"
     assert line in out.getvalue() and line in err.value.hint
     assert "No matching distribution" in err.value.details
+    assert err.value.extra["rollback"].endswith(line)  # the JSON error's data.rollback, as README says
+
+
+def test_the_json_of_a_failed_replacement_carries_the_rollback_line(box, capsys):
+    """`install --json`'s error envelope: data.rollback is the line (README: "one line says so (JSON:
+    data.rollback)"), not only a part of error.hint."""
+    from torch_setup import cli
+
+    tmp, venv, facts, recipes, plan = box
+    (tmp / "pip-fails").write_text("")
+    with pytest.raises(StepError) as err:
+        pipeline.install(System(), facts, recipes, plan, Reporter(io.StringIO()), do_verify=False)
+    with pytest.raises(BaseException):
+        cli._fail(err.value, True, "install")
+    env = json.loads(capsys.readouterr().out)
+    assert env["ok"] is False and env["error"]["code"] == 8
+    assert env["data"]["rollback"] == (f"the torch replacement failed: rolled back, {venv} is the venv as it was "
+                                       f"before (restored from {venv}.torch-setup-previous)")
 
 
 def test_a_failed_verification_with_the_new_torch_puts_the_venv_back(box):

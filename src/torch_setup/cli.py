@@ -276,7 +276,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             report = pipeline.install(system, facts, rec, the_plan, reporter, do_verify=not no_verify,
                                       reverify=reverify)
         except TorchSetupError as e:  # fleets want to know which plan failed where
-            e.extra = {"plan": the_plan.to_dict(), "python": the_plan.python}
+            e.extra = dict(e.extra, plan=the_plan.to_dict(), python=the_plan.python)  # (and its rollback line)
             raise
         pipeline.keep_record(system, request, rec, the_plan.python or "", the_plan.env, report.verification)
         _finish_verify(out, report.verification, as_json, report.to_dict(),

@@ -4,7 +4,9 @@ A later `pip install -r requirements.txt` (a `torch>=…` line, `-U`, a plain `t
 `--force-reinstall`) would otherwise swap the CUDA/ROCm build for another one, and nothing would notice until
 "Torch not compiled with CUDA enabled". The plan's `torch-guard` step, run by the target interpreter once torch is
 in, writes `VENV/torch-setup-constraints.txt` pinning torch and the companions installed with it to their exact
-installed versions (`torch==2.15.0+cu132`: PEP 440's `==` with a local label matches only that build), and lists
+installed versions (`torch==2.15.0+cu132`: PEP 440's `==` with a local label matches only that build; a version
+without one, as PyPI's CUDA builds have, is pinned `torch===2.7.1`, string equality, since `==2.7.1` also matches
+2.7.1+cpu), with the build torch/version.py names (`# torch build: 2.7.1+cu126`, what doctor compares), and lists
 that file under `constraint` in the venv's own pip configuration `VENV/pip.conf` (pip's "site" file,
 `sys.prefix`/pip.conf: https://pip.pypa.io/en/stable/topics/configuration/#location). Every pip of the venv then
 refuses a swap, naming the constraint ("The user requested (constraint) torch==2.15.0+cu132").
@@ -31,22 +33,34 @@ GPU_KINDS = ("nvidia", "rocm", "xpu")
 # Run by the target interpreter: argv[1] the venv, argv[2:] the distributions to pin (torch first).
 SCRIPT = r'''
 import configparser, os, sys
+import re
 from importlib import metadata
 prefix, names = sys.argv[1], sys.argv[2:]
 pins = []
 for name in names:
     try:
-        pins.append("%s==%s" % (name, metadata.version(name)))
+        version = metadata.version(name)
     except metadata.PackageNotFoundError:
         if name == "torch":
             sys.exit("torch-guard: torch is not installed in " + prefix)
+        continue
+    # `==2.7.1` also matches 2.7.1+cpu (PEP 440 ignores the candidate's local label): no label, string equality
+    pins.append("%s%s%s" % (name, "==" if "+" in version else "===", version))
+build = ""
+try:
+    text = metadata.distribution("torch").locate_file(os.path.join("torch", "version.py")).read_text()
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    build = found.group(1) if found else ""
+except (OSError, ValueError):
+    pass
 path = os.path.join(prefix, "torch-setup-constraints.txt")
 def write(dest, text):
     with open(dest + ".tmp", "w") as f:
         f.write(text)
     os.replace(dest + ".tmp", dest)
 write(path, "# Written by torch-setup: pip in this venv keeps these builds (listed in pip.conf).\n"
-            "# To lift: python -m pip config --site unset global.constraint\n" + "".join(p + "\n" for p in pins))
+            "# To lift: python -m pip config --site unset global.constraint\n"
+            + ("# torch build: %s\n" % build if build else "") + "".join(p + "\n" for p in pins))
 conf = os.path.join(prefix, "pip.conf")
 parser = configparser.RawConfigParser()
 parser.read(conf)
@@ -103,14 +117,22 @@ def listed(pip_config: str, prefix: str) -> bool:
 
 
 def parse_pins(text: Optional[str]) -> dict:
-    """The constraints file -> {name: version}."""
+    """The constraints file -> {name: version} (`==` or `===` pins)."""
     pins = {}
     for line in (text or "").splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)
-            pins[name.strip().lower()] = version.strip()
+            pins[name.strip().lower()] = version.lstrip("=").strip()
     return pins
+
+
+def parse_build(text: Optional[str]) -> Optional[str]:
+    """The torch build the guard recorded (`# torch build: 2.7.1+cu126`, torch/version.py's), None: not recorded."""
+    for line in (text or "").splitlines():
+        if line.startswith("# torch build:"):
+            return line.split(":", 1)[1].strip() or None
+    return None
 
 
 def check(facts, pins_text: Optional[str], plan) -> Tuple[str, str, Optional[str], Tuple[str, ...], str]:
@@ -126,7 +148,7 @@ def check(facts, pins_text: Optional[str], plan) -> Tuple[str, str, Optional[str
     if pins_text is None or not listed(facts.config.pip, py.prefix):
         return ("warn", f"nothing keeps torch {torch.version}'s build in {py.prefix}: a later pip install can swap "
                 f"it for another build", fix_id, commands, "torch-setup install pins it (step torch-guard)")
-    pinned = pins.get("torch")
+    pinned = parse_build(pins_text) or pins.get("torch")  # the build: PyPI's 2.7.1 is 2.7.1+cu126
     if pinned and pinned != torch.version:
         return ("warn", f"torch {torch.version} is installed, but install pinned {pinned} in {path}: something "
                 "swapped it (uv, which reads no pip.conf, or pip with the constraint lifted)", fix_id, commands,

@@ -250,6 +250,7 @@ def install(system: System, facts: Facts, recipes, plan: Plan, reporter,
             reporter.line(line)
             if isinstance(e, TorchSetupError):
                 e.hint = line + (f"; {e.hint}" if e.hint else "")
+                e.extra = dict(e.extra, rollback=line)  # --json: data.rollback, as on a failed verification
         raise
     start_verify()
     if pending is not None:
