@@ -181,7 +181,7 @@ def fleet_results(own_bytes=True):
             "online": [host(60.0, 3_130_000_000), host(80.0, 3_130_000_000), host(70.0, 3_130_000_000)],
             "from_bundle": [host(50.0, 0, 3_100_000_000), host(55.0, 0, 3_100_000_000),
                             host(45.0, 2_000, 3_100_000_000)],
-            "local": host(40.0, 0)}
+            "local": dict(host(40.0, 0), timeline=[("system-packages", 0.5, 30.5), ("torch", 0.9, 20.9)])}
 
 
 def test_fleet_figures_sum_the_hosts_and_compare_one_bundle_with_online_installs(bench):
@@ -212,6 +212,7 @@ def test_fleet_report_side_by_side(bench):
     assert "online 80.0 s, bundle + slowest install 75.0 s" in text
     assert "7. One fresh host" in text and "local bundle: install --from /bundle" in text
     assert "local bundle/online: 0.67× the time" in text
+    assert "system-packages    +  0.5 → + 30.5 s  |###############" in text
     assert "torch 2.15.0" in text and "(torch 40.0 s; steps overlap)" in text
     assert "nftables counter" in text
     assert "any other traffic" in bench.fleet_text(bench.fleet_figures(fleet_results(own_bytes=False)))
