@@ -216,3 +216,19 @@ def test_fleet_report_side_by_side(bench):
     assert "torch 2.15.0" in text and "(torch 40.0 s; steps overlap)" in text
     assert "nftables counter" in text
     assert "any other traffic" in bench.fleet_text(bench.fleet_figures(fleet_results(own_bytes=False)))
+
+
+def test_the_controllers_server_serves_the_folder_on_loopback_and_counts_what_it_sent(bench, tmp_path):
+    import urllib.request
+
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "a.whl").write_bytes(b"w" * 3_000_001)  # more than one 1 MiB chunk
+    (tmp_path / "manifest.json").write_text("{}")
+    served = bench.Served(tmp_path)
+    try:
+        assert served.url.startswith("http://127.0.0.1:")
+        assert urllib.request.urlopen(served.url + "wheels/a.whl").read() == b"w" * 3_000_001
+        assert urllib.request.urlopen(served.url + "manifest.json").read() == b"{}"
+        assert served.bytes == 3_000_003
+    finally:
+        served.close()
