@@ -165,3 +165,70 @@ def test_big_log_report(bench):
                                                             "first_cause": "unknown"}})
     assert "8.00 s (cpu 6.00 s), 64 MB RSS -> x" in text and "target ≤ 10 s: met; target ≤ 200 MB: met" in text
     assert "target ≤ 10 s: MISSED; target ≤ 200 MB: MISSED" in text
+
+
+def fleet_results(own_bytes=True):
+    def host(seconds, got, served=None, torch="2.15.0"):
+        p = {"seconds": seconds, "steps": {"step torch": seconds - 20.0}, "timeline": [], "torch": torch,
+             "bytes": got if own_bytes else None, "host_bytes": got + 1000}
+        if served is not None:
+            p["served_bytes"] = served
+        return p
+    return {"hosts": 3, "what": "the plan's torch", "own_bytes": own_bytes, "url": "http://127.0.0.1:4242/",
+            "bundle": {"seconds": 20.0, "bundle_bytes": 3_100_000_000, "files": 70, "hosts": 3,
+                       "downloaded_bytes": 3_100_000_000, "bytes": 3_160_000_000 if own_bytes else None,
+                       "host_bytes": 3_160_001_000},
+            "online": [host(60.0, 3_130_000_000), host(80.0, 3_130_000_000), host(70.0, 3_130_000_000)],
+            "from_bundle": [host(50.0, 0, 3_100_000_000), host(55.0, 0, 3_100_000_000),
+                            host(45.0, 2_000, 3_100_000_000)],
+            "local": dict(host(40.0, 0), timeline=[("system-packages", 0.5, 30.5), ("torch", 0.9, 20.9)])}
+
+
+def test_fleet_figures_sum_the_hosts_and_compare_one_bundle_with_online_installs(bench):
+    f = bench.fleet_figures(fleet_results())
+    assert f["online_total"] == {"seconds": 210.0, "bytes": 9_390_000_000, "parallel_s": 80.0}
+    assert f["bundle_total"] == {"seconds": 170.0, "bytes": 3_160_002_000, "parallel_s": 75.0}
+    assert f["bytes_ratio"] == pytest.approx(3_160_002_000 / 9_390_000_000)
+    assert f["time_ratio"] == pytest.approx(170 / 210)
+    assert f["local_x_online"] == pytest.approx(40 / 60)  # against host 1's cold online install
+
+
+def test_fleet_figures_without_per_process_bytes_use_the_host_interfaces(bench):
+    f = bench.fleet_figures(fleet_results(own_bytes=False))
+    assert f["online_total"]["bytes"] == 9_390_003_000
+    assert f["bundle_total"]["bytes"] == 3_160_001_000 + 5_000
+
+
+def test_fleet_report_side_by_side(bench):
+    text = bench.fleet_text(bench.fleet_figures(fleet_results()))
+    assert "6. A fleet of 3 fresh Debian 13 hosts: ONE bundle" in text
+    assert "torch: the plan's torch" in text
+    assert "online, host 2: install --yes" in text and "80.0 s" in text
+    assert "online fleet" in text and "from the internet 9.39 GB" in text
+    assert "bundle 3.10 GB, 70 files, for 3 hosts" in text
+    assert "bundle, host 3: install --from URL" in text and "from the internet 2.00 kB" in text
+    assert "sent by the controller 3.10 GB" in text
+    assert "bytes from the internet 0.34×, wall time 0.81×" in text
+    assert "online 80.0 s, bundle + slowest install 75.0 s" in text
+    assert "7. One fresh host" in text and "local bundle: install --from /bundle" in text
+    assert "local bundle/online: 0.67× the time" in text
+    assert "system-packages    +  0.5 → + 30.5 s  |###############" in text
+    assert "torch 2.15.0" in text and "(torch 40.0 s; steps overlap)" in text
+    assert "nftables counter" in text
+    assert "any other traffic" in bench.fleet_text(bench.fleet_figures(fleet_results(own_bytes=False)))
+
+
+def test_the_controllers_server_serves_the_folder_on_loopback_and_counts_what_it_sent(bench, tmp_path):
+    import urllib.request
+
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "a.whl").write_bytes(b"w" * 3_000_001)  # more than one 1 MiB chunk
+    (tmp_path / "manifest.json").write_text("{}")
+    served = bench.Served(tmp_path)
+    try:
+        assert served.url.startswith("http://127.0.0.1:")
+        assert urllib.request.urlopen(served.url + "wheels/a.whl").read() == b"w" * 3_000_001
+        assert urllib.request.urlopen(served.url + "manifest.json").read() == b"{}"
+        assert served.bytes == 3_000_003
+    finally:
+        served.close()

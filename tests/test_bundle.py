@@ -279,6 +279,39 @@ def test_a_bundle_for_other_hosts_says_what_it_lacks_and_for_whom_it_was_built(b
     assert "the .debs of g++ for debian trixie amd64" in e.value.message
 
 
+def test_the_package_step_installs_the_bundles_debs_and_never_the_archives(built, builtin_recipes):
+    """On a host that has the network and apt lists, `apt-get install ./x.deb` fetches the same version from the
+    archive instead of the file (apt 3.0, Debian 13: "Get:1 http://deb.debian.org/... hello"); with apt's lists
+    directory pointed at the bundle's debs/ (no list files there) it knows only the bundle's files and the
+    installed packages, so nothing leaves the host, with the network or without."""
+    import hashlib
+
+    out, facts_path, _, _ = built
+    facts = pipeline.read_facts(str(facts_path))
+    bare = Facts.from_dict(dict(facts.to_dict(), compiler=dict(facts.to_dict()["compiler"], ok=False,
+                                                                 toolchain_ok=False)))
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "debs").mkdir()
+    files = []
+    for name in ("g++-14_14.2.0-19_amd64.deb", "g++_4%3a14.2.0-1_amd64.deb"):
+        (out / "debs" / name).write_bytes(name.encode())
+        files.append(f"debs/{name}")
+        manifest["files"][f"debs/{name}"] = {"sha256": hashlib.sha256(name.encode()).hexdigest(),
+                                             "size": len(name), "source": "https://deb.debian.org/debian/"}
+    manifest["deb_sets"] = {"debian-trixie-amd64": {"os": "debian", "codename": "trixie", "arch": "amd64",
+                                                    "packages": ["g++"], "files": files}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    plan = offline.plan(Request(), bare, builtin_recipes, str(out))
+    (step,) = [s for s in plan.todo if any("apt-get" in a for c in s.commands for a in c.argv)]
+    (cmd,) = step.commands
+    argv = list(cmd.argv)
+    at = argv.index("install")
+    assert argv[at + 1:at + 3] == ["-y", "--no-install-recommends"]
+    assert "Dir::State::Lists=" + str(out / "debs") in argv[at:]
+    assert argv[argv.index("Dir::State::Lists=" + str(out / "debs")) - 1] == "-o"
+    assert argv[-2:] == [str(out / f) for f in files] and "update" not in argv
+
+
 def test_a_damaged_bundle_is_refused_before_anything_runs(built, builtin_recipes):
     out, facts_path, _, _ = built
     facts = pipeline.read_facts(str(facts_path))

@@ -298,8 +298,11 @@ def plan(request, facts, recipes, bundle: str, env=None) -> Plan:
         at = [os.path.basename(w) for w in words].index("apt-get")
         # As root, not apt's _apt user: a bundle fetched or extracted into ~/.cache (under a 0700 /root) is
         # unreadable to _apt, and apt 3.0 then fails the file: fetch. The .debs were sha256-checked just above.
+        # apt's lists directory is the bundle's debs/ (no list files there): with the host's own lists, apt fetches
+        # a .deb named on its command line from the archive again when the archive has the same version.
         argv = tuple(words[:at + 1]) + ("install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600",
-                                        "-o", "APT::Sandbox::User=root") \
+                                        "-o", "APT::Sandbox::User=root",
+                                        "-o", "Dir::State::Lists=" + os.path.join(bundle, "debs")) \
             + tuple(os.path.join(bundle, p) for p in ds["files"])
         steps.append(replace(step, commands=(Command(argv, dict(install.env)),),
                              title=f"{step.title} (from the bundle's {len(ds['files'])} .debs)",
