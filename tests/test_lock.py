@@ -110,3 +110,37 @@ def test_a_killed_run_whose_command_still_runs_holds_the_lock_till_it_ends(fake)
     assert wait_for(lambda: not fakehost.alive(uv_pid), 10)
     p = second(fake, 5)
     assert p.returncode == 0, p.stderr
+
+
+def test_a_run_started_at_the_same_moment_names_the_holder_once_it_has_written_who_it_is(tmp_path):
+    """Two installs started together: the loser may look between the winner's flock and its record (CI saw "pid
+    unknown"). It waits for the record before it says who runs. The holder here takes the lock as a run does,
+    then writes its record 0.5 s late."""
+    path = str(tmp_path / "t.lock")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({path!r}, os.O_RDWR | os.O_CREAT)\n"
+        "os.pwrite(fd, b'1 1\\n', 0)\n"  # a record left by a run that ended: never to be shown
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.ftruncate(fd, 0)\n"
+        "print('held', flush=True); time.sleep(0.5)\n"
+        "os.pwrite(fd, f'{os.getpid()} {time.time():.0f}\\n'.encode(), 0)\n"
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    said = []
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError):
+            with lock.hold(path, "/v", timeout=1.5, say=said.append):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(said) == 1 and said[0].startswith(f"another torch-setup is running on /v (pid {holder.pid}, since "), \
+        said
+
+
+def test_a_lock_given_back_keeps_no_record_of_its_holder(tmp_path):
+    path = str(tmp_path / "t.lock")
+    with lock.hold(path, "/v", timeout=0):
+        assert open(path).read().split()[0] == str(os.getpid())
+    assert open(path).read() == ""

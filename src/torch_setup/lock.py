@@ -20,6 +20,7 @@ from torch_setup.errors import BusyError
 from torch_setup.host import children
 
 TIMEOUT_ENV = "TORCH_SETUP_LOCK_TIMEOUT"
+RECORD_WAIT = 2.0  # seconds a waiter gives a new holder to write its record (pid, since when)
 DIR_ENV = "TORCH_SETUP_LOCK_DIR"
 DEFAULT_TIMEOUT = 600.0
 
@@ -68,12 +69,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _holder(fd: int) -> str:
+def _holder(fd: int) -> Optional[str]:
+    """Who holds the lock, from the record its holder writes; None while there is none (yet)."""
     try:
         text = os.pread(fd, 200, 0).decode(errors="replace").split()
         pid, since = int(text[0]), float(text[1])
     except (OSError, ValueError, IndexError):
-        return "pid unknown"
+        return None
     started = time.strftime('%H:%M:%S', time.localtime(since))
     if not _alive(pid):  # killed; the commands it started hold the lock till they end (host/children.py)
         return f"pid {pid}, since {started}, has ended; a command it started still runs"
@@ -102,21 +104,26 @@ def hold(path: str, what: str, *, timeout: float, say: Callable[[str], object] =
             os.fchmod(fd, 0o666)  # root and users share the host-wide lock
         except OSError:
             pass
-        deadline = time.monotonic() + timeout
+        first_try = time.monotonic()
+        deadline = first_try + timeout
         said = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                # Its holder writes who it is just after taking the lock: a run started at the same moment
+                # gives it RECORD_WAIT seconds to, before it says it does not know.
                 holder = _holder(fd)
+                late = time.monotonic() >= min(deadline, first_try + RECORD_WAIT)
                 if time.monotonic() >= deadline:
-                    raise BusyError(f"another torch-setup is running on {what} ({holder})",
+                    raise BusyError(f"another torch-setup is running on {what} ({holder or 'pid unknown'})",
                                     hint=f"wait for it, or raise {TIMEOUT_ENV} (waited {timeout:g} s)") from None
-                if not said:
-                    say(f"another torch-setup is running on {what} ({holder}): waiting up to {timeout:g} s")
+                if not said and (holder or late):
+                    say(f"another torch-setup is running on {what} ({holder or 'pid unknown'}): waiting up to "
+                        f"{timeout:g} s")
                     said = True
-                time.sleep(0.2)
+                time.sleep(0.05 if holder is None else 0.2)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {time.time():.0f}\n".encode(), 0)
@@ -127,6 +134,10 @@ def hold(path: str, what: str, *, timeout: float, say: Callable[[str], object] =
             yield
         finally:
             children.release(fd)
+            try:
+                os.ftruncate(fd, 0)  # no record of a run that ended for the next holder's first moment
+            except OSError:
+                pass
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
