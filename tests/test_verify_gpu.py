@@ -156,7 +156,28 @@ def test_the_entrypoint_verifies_the_gpu_then_runs_the_command(tmp_path):
     script = str(ROOT / "deploy" / "docker" / "gpu-entrypoint.sh")
     env = dict(os.environ, TORCH_SETUP_PYZ=str(pyz), TORCH_SETUP_PYTHON=sys.executable)
     ok = subprocess.run([script, "echo", "started"], env=env, capture_output=True, text=True, timeout=60)
-    assert (ok.returncode, ok.stdout.strip()) == (0, "started") and log.read_text() == "verify --gpu\n"
+    assert (ok.returncode, ok.stdout.strip()) == (0, "started")
+    assert log.read_text() == f"verify --gpu --python {sys.executable}\n"
     bad = subprocess.run([script, "echo", "started"], env=dict(env, RC="15"), capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 15 and "started" not in bad.stdout
+    none = subprocess.run([script, "echo", "started"], env=dict(env, TORCH_SETUP_PYTHON="no-such-python3"),
+                          capture_output=True, text=True, timeout=60)
+    assert none.returncode == 7 and "no no-such-python3" in none.stderr and "started" not in none.stdout
+
+
+def test_the_kubernetes_init_container_verifies_the_gpu_of_the_image_the_dockerfile_makes():
+    import yaml
+
+    pod = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "verify-gpu-init.yaml").read_text())
+    init, = pod["spec"]["initContainers"]
+    work, = pod["spec"]["containers"]
+    assert init["command"][1:4] == ["/opt/torch-setup.pyz", "verify", "--gpu"]
+    assert init["resources"]["limits"] == work["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    dockerfile = (ROOT / "deploy" / "docker" / "cuda-ubuntu.Dockerfile").read_text()
+    assert "COPY torch-setup.pyz /opt/torch-setup.pyz" in dockerfile and "--venv /opt/venv" in dockerfile
+    assert init["command"][0] == init["command"][-1] == "/opt/venv/bin/python3"
+    for doc in ("deploy/README.md", "README.md"):
+        text = (ROOT / doc).read_text()
+        assert "gpu-entrypoint.sh" in text and "verify-gpu-init.yaml" in text and "verify --gpu" in text, doc
+    assert "| 15 | NO_GPU |" in (ROOT / "README.md").read_text()
