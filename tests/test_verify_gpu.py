@@ -181,3 +181,24 @@ def test_the_kubernetes_init_container_verifies_the_gpu_of_the_image_the_dockerf
         text = (ROOT / doc).read_text()
         assert "gpu-entrypoint.sh" in text and "verify-gpu-init.yaml" in text and "verify --gpu" in text, doc
     assert "| 15 | NO_GPU |" in (ROOT / "README.md").read_text()
+
+
+def test_verify_of_a_cuda_torch_that_compiled_on_no_gpu_reports_the_gpu_path(monkeypatch):
+    """The wiring in cli.verify: the verification stands in (a CUDA torch compiled on the CPU, as in a docker
+    build), the facts are this host's, gathered for real."""
+    from torch_setup import pipeline
+
+    cpu_only = verify.Verification(True, sys.executable, torch="2.15.0", cuda="13.0",
+                                   results=[{"device": "cpu", "ok": True, "seconds": 1.0, "max_abs_diff": 0.0}])
+    monkeypatch.setattr(verify, "verify", lambda system, exe, gpu=False: cpu_only)
+    monkeypatch.setattr(pipeline, "keep_record", lambda *a, **k: None)
+    res = CliRunner().invoke(app, ["verify", "--json", "--python", sys.executable])
+    data = payload(res.stdout, "verify")
+    assert res.exit_code == 0 and data["ok"], res.stdout
+    path = data["gpu_path"]
+    assert set(path) == {"cuda", "c_compiler", "python_h", "libcuda", "ptxas", "ready", "lines", "prove"}
+    assert path["cuda"] == "13.0" and len(path["lines"]) == 4 and path["lines"][2].startswith("libcuda.so.1: ")
+    text = CliRunner().invoke(app, ["verify", "--python", sys.executable])
+    assert text.exit_code == 0 and "GPU path: Triton's C compiler" in text.output
+    monkeypatch.setattr(verify, "verify", lambda system, exe, gpu=False: replace(cpu_only, cuda=None))
+    assert "gpu_path" not in payload(CliRunner().invoke(app, ["verify", "--json", "--python", sys.executable]).stdout)

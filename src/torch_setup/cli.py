@@ -329,7 +329,7 @@ def _with_gpu_path(system: System, request: Request, recipes: List[str], v, data
 
     try:  # gathered now: the install has put in the compiler and the headers
         ready = gpupath.readiness(system, pipeline.gather_target(system, request,
-                                                                 pipeline.load_recipes(recipes, system.env)))
+                                                                 pipeline.load_recipes(recipes, system.env)), v.cuda)
     except TorchSetupError:
         ready = None
     for line in ready["lines"] if ready and not quiet else ():

@@ -47,8 +47,9 @@ def ptxas(system: System, facts: Facts) -> Optional[str]:
     return path if system.exists(path) else None
 
 
-def readiness(system: System, facts: Facts) -> dict:
-    """The `gpu_path` key of verify's and install's JSON: what the GPU path will need and whether it is there."""
+def readiness(system: System, facts: Facts, cuda: Optional[str] = None) -> dict:
+    """The `gpu_path` key of verify's and install's JSON: what the GPU path will need and whether it is there.
+    `cuda`: the build's CUDA as the verification read it (else the facts')."""
     py, cc = facts.python, facts.compiler
     lib = libcuda(system, facts)
     tool = ptxas(system, facts)
@@ -59,7 +60,7 @@ def readiness(system: System, facts: Facts) -> dict:
         f"ptxas: {tool}" if tool else "ptxas: Triton's bundled ptxas (triton/backends/nvidia/bin/ptxas) not found "
                                       "next to torch",
     ]
-    return {"cuda": facts.torch.cuda, "c_compiler": cc.cc or None, "python_h": bool(py.has_headers),
+    return {"cuda": cuda or facts.torch.cuda, "c_compiler": cc.cc or None, "python_h": bool(py.has_headers),
             "libcuda": {"found": lib["found"], "how": lib["how"]}, "ptxas": tool,
             "ready": bool(cc.cc and py.has_headers and tool), "lines": lines,
             "prove": "verify --gpu on the first start on a GPU host"}
