@@ -202,3 +202,15 @@ def test_verify_of_a_cuda_torch_that_compiled_on_no_gpu_reports_the_gpu_path(mon
     assert text.exit_code == 0 and "GPU path: Triton's C compiler" in text.output
     monkeypatch.setattr(verify, "verify", lambda system, exe, gpu=False: replace(cpu_only, cuda=None))
     assert "gpu_path" not in payload(CliRunner().invoke(app, ["verify", "--json", "--python", sys.executable]).stdout)
+
+
+def test_verify_gpu_says_which_gpu_it_compiled_on(monkeypatch):
+    gpu = {"device": "cuda:0", "name": "NVIDIA H200", "capability": "9.0", "visible": 2}
+    passed = verify.Verification(True, sys.executable, torch="2.15.0", cuda="13.0", gpu=gpu,
+                                 results=[{"device": "cuda", "ok": True, "seconds": 9.5, "max_abs_diff": 0.0}])
+    monkeypatch.setattr(verify, "verify", lambda system, exe, gpu=False: passed)
+    text = CliRunner().invoke(app, ["verify", "--gpu", "--python", sys.executable])
+    assert text.exit_code == 0, text.output
+    assert "on cuda:0: NVIDIA H200 (compute capability 9.0), the first of 2 GPU(s) torch sees" in text.output
+    data = payload(CliRunner().invoke(app, ["verify", "--gpu", "--json", "--python", sys.executable]).stdout)
+    assert data["gpu"] == gpu and data["no_gpu"] is None and "gpu_path" not in data

@@ -399,6 +399,9 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
 
             pipeline.keep_record(system, _request(exe), pipeline.load_recipes([], system.env), exe, {}, v)
         _finish_verify(out, v, as_json, data, lambda: _host_plan(system, request, [])[2])
+        if v.gpu and not as_json:  # which GPU it compiled on
+            typer.echo(f"  on {v.gpu.get('device')}: {v.gpu.get('name')} (compute capability "
+                       f"{v.gpu.get('capability')}), the first of {v.gpu.get('visible')} GPU(s) torch sees")
 
 
 @app.command()
