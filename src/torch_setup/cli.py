@@ -279,7 +279,8 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             e.extra = dict(e.extra, plan=the_plan.to_dict(), python=the_plan.python)  # (and its rollback line)
             raise
         pipeline.keep_record(system, request, rec, the_plan.python or "", the_plan.env, report.verification)
-        _finish_verify(out, report.verification, as_json, report.to_dict(),
+        data = _with_gpu_path(system, request, recipes, report.verification, report.to_dict(), as_json)
+        _finish_verify(out, report.verification, as_json, data,
                        lambda: _host_plan(system, request, recipes)[2])
 
 
@@ -315,6 +316,25 @@ def bundle(output: str = typer.Option(..., "--output", "-o", help="The bundle's 
             if not dry_run:
                 typer.echo(f"bundle: {data['output']} ({data['total_bytes'] / 1e6:,.1f} MB, "
                            f"{data['downloaded_bytes'] / 1e6:,.1f} MB downloaded now, {data['seconds']} s)")
+
+
+def _with_gpu_path(system: System, request: Request, recipes: List[str], v, data: dict, quiet: bool) -> dict:
+    """A CUDA torch that compiled on no GPU (a docker build): data gains `gpu_path`, what the GPU path will need
+    and whether it is there (gpupath.py); the text output says it in a few lines."""
+    from torch_setup import gpupath
+
+    if v is None or not gpupath.applies(v.cuda, any(str(r.get("device")).startswith("cuda") for r in v.results)):
+        return data
+    from torch_setup import pipeline
+
+    try:  # gathered now: the install has put in the compiler and the headers
+        ready = gpupath.readiness(system, pipeline.gather_target(system, request,
+                                                                 pipeline.load_recipes(recipes, system.env)), v.cuda)
+    except TorchSetupError:
+        ready = None
+    for line in ready["lines"] if ready and not quiet else ():
+        typer.echo(f"GPU path: {line}", err=True)
+    return dict(data, gpu_path=ready)
 
 
 def _finish_verify(out: _Guard, v, as_json: bool, data: dict, plan_for=lambda: None) -> None:
@@ -354,7 +374,9 @@ def _print_settings(env: dict, err: bool) -> None:
 @app.command()
 def verify(python: str = typer.Option("", "--python", "-p", help="The interpreter to verify; default: the "
                                       "active venv, else python3."),
-           as_json: bool = JsonOpt) -> None:
+           as_json: bool = JsonOpt,
+           gpu: bool = typer.Option(False, "--gpu", help="The same check on the first GPU (cuda:0: Triton "
+                                    "kernels) only; exit 15 (NO_GPU) where torch sees none.")) -> None:
     """Run a small model through torch.compile with a fresh cache, compared with eager."""
     with _guard(as_json, "verify") as out:
         from torch_setup.facts.python import find
@@ -363,12 +385,23 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
         system = System()
         request = _request(python)
         exe = find(system, request.python)[0].executable
-        v = run_verify(system, exe)
-        if v.ok:  # recorded for `install`, which then need not compile again while nothing changes
+        v = run_verify(system, exe, gpu=gpu)
+        data = _with_gpu_path(system, request, [], v, v.to_dict(), as_json or bool(v.no_gpu))
+        if v.no_gpu:
+            from torch_setup.errors import NoGpuError
+
+            e = NoGpuError(v.no_gpu, hint="run `verify --gpu` where torch sees a GPU (docker run --gpus all, a "
+                           "GPU node); `verify` alone checks the CPU path")
+            e.extra = data
+            raise e
+        if v.ok and not gpu:  # recorded for `install`, which then need not compile again while nothing changes
             from torch_setup import pipeline
 
             pipeline.keep_record(system, _request(exe), pipeline.load_recipes([], system.env), exe, {}, v)
-        _finish_verify(out, v, as_json, v.to_dict(), lambda: _host_plan(system, request, [])[2])
+        _finish_verify(out, v, as_json, data, lambda: _host_plan(system, request, [])[2])
+        if v.gpu and not as_json:  # which GPU it compiled on
+            typer.echo(f"  on {v.gpu.get('device')}: {v.gpu.get('name')} (compute capability "
+                       f"{v.gpu.get('capability')}), the first of {v.gpu.get('visible')} GPU(s) torch sees")
 
 
 @app.command()

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     TLS = 12  # an index's certificate did not verify with the CA this box trusts
     BUSY = 13  # another torch-setup holds this target (or the host's package manager) past the wait
     BUNDLE = 14  # a bundle that cannot be made, is damaged, or lacks what this host's plan needs
+    NO_GPU = 15  # `verify --gpu`: torch in the target sees no GPU (a CPU build, no driver, no device visible)
     # 129, 130, 143: stopped by SIGHUP, SIGINT, SIGTERM (128 + the signal; interrupt.py)
 
 
@@ -91,3 +92,9 @@ class BundleError(TorchSetupError):
     without what this host's plan needs (it says what, and which hosts the bundle was built for)."""
 
     code = ExitCode.BUNDLE
+
+
+class NoGpuError(TorchSetupError):
+    """`verify --gpu` on a host where the target's torch sees no GPU: the message is torch's own one-line cause."""
+
+    code = ExitCode.NO_GPU

@@ -1,6 +1,6 @@
 """Run inside the target interpreter by `verify`: a small model through torch.compile, compared with eager.
 
-    python -c SMOKE [--imports LIST] [--wait]
+    python -c SMOKE [--imports LIST] [--wait] [--gpu]
 
 The caller points TORCHINDUCTOR_CACHE_DIR (and TRITON_CACHE_DIR) at a fresh directory: a cached kernel would
 hide a broken toolchain. Prints one JSON line last; compiler errors go to stderr as torch prints them.
@@ -10,6 +10,8 @@ their bytecode from the end of the list while this process imports from the star
 and Python writes it one module at a time, on one core).
 --wait: import torch, then read one line from stdin and compile only once it says "go" (install starts the
 verification as soon as torch is in, and lets it compile once the compiler and headers are in too).
+--gpu: the same check on the first GPU only (cuda:0: Inductor's Triton kernels), and a failure, with the one-line
+cause in "no_gpu", where torch sees none. Without it the check runs on the CPU, and also on the GPU where there is one.
 """
 import json
 import os
@@ -86,6 +88,30 @@ def check(device):
             "max_abs_diff": float((eager - compiled).abs().max())}
 
 
+def no_gpu_reason(torch):
+    """Why torch sees no GPU it can compile for, in one line; None when it sees one."""
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return f"torch {torch.__version__} is a CPU build (no CUDA or ROCm in it): it cannot use a GPU"
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        return None
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else f"ROCm {torch.version.hip}"
+    try:
+        torch.cuda.init()  # raises with torch's own cause: no driver, a driver too old, no device
+        cause = "no CUDA device"
+    except Exception as e:
+        cause = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+    return f"torch {torch.__version__} ({build}) sees no GPU{hidden}: {cause}"
+
+
+def gpu_of(torch):
+    """Which GPU the check runs on, and how many torch sees."""
+    major, minor = torch.cuda.get_device_capability(0)
+    return {"device": "cuda:0", "name": torch.cuda.get_device_name(0), "capability": f"{major}.{minor}",
+            "visible": torch.cuda.device_count()}
+
+
 def main(args):
     out = {"ok": False, "results": [], "error": None}
     start = time.monotonic()
@@ -98,12 +124,21 @@ def main(args):
         import torch._inductor.compile_fx  # noqa: F401
 
         out["torch"] = torch.__version__
+        out["cuda"] = torch.version.cuda  # the build's CUDA (None: a CPU or ROCm build)
         if "--wait" in args and sys.stdin.readline().strip() != "go":
             raise RuntimeError("cancelled before compiling: the install did not finish")
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        if "--gpu" in args:
+            out["no_gpu"] = no_gpu_reason(torch)
+            if out["no_gpu"]:
+                out["error"] = out["no_gpu"]
+                devices = []
+            else:
+                out["gpu"] = gpu_of(torch)
+                devices = ["cuda"]  # torch's current device: cuda:0, as a user's own first .to("cuda")
         for device in devices:
             out["results"].append(check(device))
-        out["ok"] = all(r["ok"] for r in out["results"])
+        out["ok"] = bool(devices) and all(r["ok"] for r in out["results"])
     except BaseException as e:  # report everything, including a compiler's SystemExit
         out["error"] = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         sys.stderr.write(out["error"])

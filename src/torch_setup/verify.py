@@ -33,11 +33,19 @@ class Verification:
     output: str = ""  # everything the smoke run printed, for diagnosis
     env: Dict[str, str] = field(default_factory=dict)  # the user's compile settings it ran with (`settings`)
     recorded: Optional[float] = None  # not compiled now: the time of the passed verification that still holds
+    cuda: Optional[str] = None  # the CUDA version torch was built for (None: a CPU or ROCm build, or unknown)
+    gpu: Optional[dict] = None  # --gpu: the GPU it compiled on (device, name, capability, visible)
+    no_gpu: Optional[str] = None  # --gpu: why torch sees no GPU, one line
+
+    @property
+    def gpu_requested(self) -> bool:
+        return self.gpu is not None or self.no_gpu is not None
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "python": self.python, "torch": self.torch, "seconds": self.seconds,
                 "results": self.results, "error": self.error, "compiler_lines": self.compiler_lines,
-                "env": self.env, "recorded": self.recorded}
+                "env": self.env, "recorded": self.recorded,
+                **({"gpu": self.gpu, "no_gpu": self.no_gpu} if self.gpu_requested else {})}
 
 
 SETTINGS = ("CXX", "CC")  # ... and every variable starting with one of PREFIXES
@@ -72,6 +80,7 @@ def parse_smoke(python: str, rc: int, stdout: str, stderr: str) -> Verification:
         ok=bool(data.get("ok")) and rc == 0, python=python, torch=data.get("torch"),
         seconds=float(data.get("seconds") or 0), results=list(data.get("results") or []),
         error=data.get("error"), compiler_lines=list(dict.fromkeys(lines))[:8], output=output,
+        cuda=data.get("cuda"), gpu=data.get("gpu"), no_gpu=data.get("no_gpu"),
     )
 
 
@@ -116,8 +125,9 @@ class Pending:
         self.system.remove_tree(self.cache)
 
 
-def start(system: System, python: str, env=None) -> Pending:
-    """`env`: what the plan sets on top of the user's environment (CXX/CC of a newer compiler)."""
+def start(system: System, python: str, env=None, gpu: bool = False) -> Pending:
+    """`env`: what the plan sets on top of the user's environment (CXX/CC of a newer compiler). `gpu`: the same
+    check on the first GPU only, failing where torch sees none (`verify --gpu`)."""
     cache = system.temp_dir("torch-setup-verify-")
     shown = settings(dict(system.env, **(env or {})))
     # Nothing from an earlier compile may count: fresh caches (the precompiled header, the FX graph and autograd
@@ -128,8 +138,9 @@ def start(system: System, python: str, env=None) -> Pending:
     listing = str(Path(cache) / "imports.txt")
     if system.write_text(listing, pkgutil.get_data("torch_setup", IMPORTS).decode()):
         argv += ["--imports", listing]
+    argv += ["--gpu"] if gpu else []
     return Pending(system, python, system.start(argv + ["--wait"], env=env), cache, shown)
 
 
-def verify(system: System, python: str, timeout: Optional[float] = None, env=None) -> Verification:
-    return start(system, python, env).finish(timeout)
+def verify(system: System, python: str, timeout: Optional[float] = None, env=None, gpu: bool = False) -> Verification:
+    return start(system, python, env, gpu).finish(timeout)
