@@ -106,7 +106,7 @@ def facts_with(tmp_path, cc="gcc", headers=True, libcuda=False):
     (site / "torch").mkdir(parents=True, exist_ok=True)
     return Facts(python=PythonFacts(found=True, include_dir="/usr/include/python3.13", has_headers=headers),
                  compiler=CompilerFacts(cc=cc), accelerator=AcceleratorFacts(libcuda=libcuda),
-                 torch=TorchFacts(version="2.15.0", cuda="13.0", location=str(site / "torch")))
+                 torch=TorchFacts(version="2.15.0", cuda="13.0", location=str(site)))  # as probe_python says
 
 
 def add_ptxas(tmp_path):

@@ -43,7 +43,8 @@ def ptxas(system: System, facts: Facts) -> Optional[str]:
     loc = facts.torch.location
     if not loc:
         return None
-    path = os.path.join(os.path.dirname(loc.rstrip("/")), "triton", "backends", "nvidia", "bin", "ptxas")
+    # facts.torch.location is the folder torch is installed in (site-packages), triton's wheel beside it
+    path = os.path.join(loc, "triton", "backends", "nvidia", "bin", "ptxas")
     return path if system.exists(path) else None
 
 
