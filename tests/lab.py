@@ -290,12 +290,29 @@ def _loopback(handler, tls: Optional[Certs] = None) -> Iterator[str]:
         ctx.load_cert_chain(tls.cert, tls.key)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
         scheme = "https"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()  # quick shutdown
     try:
         yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_folder(folder, asked: Optional[List[str]] = None) -> Iterator[str]:
+    """The files under `folder` over HTTP on 127.0.0.1 (a controller serving a bundle, a host serving uv's wheel)
+    while the block runs: yields the base URL (no trailing slash); each path asked is appended to `asked`."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(folder), **kw)
+
+        def log_message(self, *args):
+            if asked is not None:
+                asked.append(self.path)
+
+    with _loopback(Quiet) as base:
+        yield base
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, detected_with_dpkg_status, fixture_text, payload
-from lab import serve
+from lab import serve, serve_folder
 from torch_setup import pipeline
 from torch_setup.bundle import apt, make, offline, wheels
 from torch_setup.errors import BundleError, ExitCode
@@ -422,26 +422,9 @@ def test_uv_platform_of_the_facts(arch, libc, want):
 @pytest.fixture
 def http_bundle(built):
     """The built bundle's folder served over HTTP on 127.0.0.1 (a controller serving it); records each path."""
-    import http.server
-    import threading
-
-    out = built[0]
-    asked = []
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(out), **kw)
-
-        def log_message(self, *args):
-            asked.append(self.path)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", asked
-    finally:
-        server.shutdown()
-        server.server_close()
+    asked: list = []
+    with serve_folder(built[0], asked) as base:
+        yield f"{base}/", asked
 
 
 def test_install_from_a_url_fetches_what_this_plan_needs_checked(built, http_bundle, builtin_recipes, tmp_path):
@@ -473,8 +456,6 @@ def test_a_deb_whose_name_has_an_escaped_epoch_is_fetched_by_that_name(tmp_path)
     """apt names a .deb of version 4:14.2.0-1 `…_4%3a14.2.0-1_amd64.deb`: the URL must escape the %, or the server
     looks for `…_4:14.2.0-1…` and answers 404."""
     import hashlib
-    import http.server
-    import threading
 
     folder = tmp_path / "b"
     (folder / "debs").mkdir(parents=True)
@@ -484,20 +465,8 @@ def test_a_deb_whose_name_has_an_escaped_epoch_is_fetched_by_that_name(tmp_path)
     (folder / "manifest.json").write_text(json.dumps({"format": make.FORMAT, "files": {
         name: {"sha256": digest, "size": 9}}}))
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(folder), **kw)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    try:
+    with serve_folder(folder) as base:
         env = {"HOME": str(tmp_path), "TORCH_SETUP_BUNDLE_CACHE": str(tmp_path / "c")}
-        source = offline.Source(f"http://127.0.0.1:{server.server_address[1]}/", env)
+        source = offline.Source(f"{base}/", env)
         source.ensure([name])
         assert Path(source.dir, name).read_bytes() == b"deb bytes"
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -8,14 +8,12 @@ import dataclasses
 import functools
 import glob
 import hashlib
-import http.server
 import io
 import json
 import os
 import stat
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from conftest import FIXTURES, changed, host_facts_dict
+from lab import serve_folder
 from torch_setup import run
 from torch_setup.wheels import indexes
 from torch_setup.wheels import uv as uvtool
@@ -283,22 +282,8 @@ def served(tmp_path):
     """Files in tmp_path/www served over HTTP on 127.0.0.1; yields the base URL."""
     www = tmp_path / "www"
     www.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(www), **kw)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield www, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(www) as base:
+        yield www, base
 
 
 def clean_env():
