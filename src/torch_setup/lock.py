@@ -114,14 +114,13 @@ def hold(path: str, what: str, *, timeout: float, say: Callable[[str], object] =
             except BlockingIOError:
                 # Its holder writes who it is just after taking the lock: a run started at the same moment
                 # gives it RECORD_WAIT seconds to, before it says it does not know.
-                holder = _holder(fd)
-                late = time.monotonic() >= min(deadline, first_try + RECORD_WAIT)
-                if time.monotonic() >= deadline:
-                    raise BusyError(f"another torch-setup is running on {what} ({holder or 'pid unknown'})",
+                holder, now = _holder(fd), time.monotonic()
+                who = holder or "pid unknown"
+                if now >= deadline:
+                    raise BusyError(f"another torch-setup is running on {what} ({who})",
                                     hint=f"wait for it, or raise {TIMEOUT_ENV} (waited {timeout:g} s)") from None
-                if not said and (holder or late):
-                    say(f"another torch-setup is running on {what} ({holder or 'pid unknown'}): waiting up to "
-                        f"{timeout:g} s")
+                if not said and (holder or now >= first_try + RECORD_WAIT):
+                    say(f"another torch-setup is running on {what} ({who}): waiting up to {timeout:g} s")
                     said = True
                 time.sleep(0.05 if holder is None else 0.2)
         try:
