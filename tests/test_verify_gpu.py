@@ -144,7 +144,11 @@ def test_libcuda_from_ldconfig_or_triton_libcuda_path(tmp_path):
 
 
 def test_gpu_path_applies_to_a_cuda_build_that_compiled_on_no_gpu():
-    assert gpupath.applies("13.0", False) and not gpupath.applies("13.0", True) and not gpupath.applies(None, False)
+    def ran(cuda, devices):
+        return verify.Verification(ok=True, python="py", cuda=cuda, results=[{"device": d} for d in devices])
+
+    assert gpupath.applies(ran("13.0", ["cpu"])) and not gpupath.applies(ran("13.0", ["cpu", "cuda"])) \
+        and not gpupath.applies(ran(None, ["cpu"]))
 
 
 def test_the_entrypoint_verifies_the_gpu_then_runs_the_command(tmp_path):

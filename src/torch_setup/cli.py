@@ -279,7 +279,7 @@ def install(python: str = PythonOpt, venv: Optional[str] = VenvOpt,
             e.extra = dict(e.extra, plan=the_plan.to_dict(), python=the_plan.python)  # (and its rollback line)
             raise
         pipeline.keep_record(system, request, rec, the_plan.python or "", the_plan.env, report.verification)
-        data = _with_gpu_path(system, request, recipes, report.verification, report.to_dict(), as_json)
+        data = _with_gpu_path(system, request, rec, report.verification, report.to_dict(), as_json)
         _finish_verify(out, report.verification, as_json, data,
                        lambda: _host_plan(system, request, recipes)[2])
 
@@ -318,18 +318,19 @@ def bundle(output: str = typer.Option(..., "--output", "-o", help="The bundle's 
                            f"{data['downloaded_bytes'] / 1e6:,.1f} MB downloaded now, {data['seconds']} s)")
 
 
-def _with_gpu_path(system: System, request: Request, recipes: List[str], v, data: dict, quiet: bool) -> dict:
+def _with_gpu_path(system: System, request: Request, rec, v, data: dict, quiet: bool) -> dict:
     """A CUDA torch that compiled on no GPU (a docker build): data gains `gpu_path`, what the GPU path will need
-    and whether it is there (gpupath.py); the text output says it in a few lines."""
+    and whether it is there (gpupath.py); the text output says it in a few lines. `rec`: the loaded recipes, None
+    for the built-in ones (loaded only where the report applies)."""
     from torch_setup import gpupath
 
-    if v is None or not gpupath.applies(v.cuda, any(str(r.get("device")).startswith("cuda") for r in v.results)):
+    if v is None or not gpupath.applies(v):
         return data
     from torch_setup import pipeline
 
     try:  # gathered now: the install has put in the compiler and the headers
-        ready = gpupath.readiness(system, pipeline.gather_target(system, request,
-                                                                 pipeline.load_recipes(recipes, system.env)), v.cuda)
+        rec = rec or pipeline.load_recipes([], system.env)
+        ready = gpupath.readiness(system, pipeline.gather_target(system, request, rec), v.cuda)
     except Exception:  # noqa: BLE001 - a report of what the GPU path needs never fails what has run
         ready = None
     for line in ready["lines"] if ready and not quiet else ():
@@ -386,7 +387,7 @@ def verify(python: str = typer.Option("", "--python", "-p", help="The interprete
         request = _request(python)
         exe = find(system, request.python)[0].executable
         v = run_verify(system, exe, gpu=gpu)
-        data = _with_gpu_path(system, request, [], v, v.to_dict(), as_json or bool(v.no_gpu))
+        data = _with_gpu_path(system, request, None, v, v.to_dict(), as_json or bool(v.no_gpu))
         if v.no_gpu:
             from torch_setup.errors import NoGpuError
 

@@ -67,6 +67,6 @@ def readiness(system: System, facts: Facts, cuda: Optional[str] = None) -> dict:
             "prove": "verify --gpu on the first start on a GPU host"}
 
 
-def applies(cuda: Optional[str], gpu_results: bool) -> bool:
-    """A CUDA build of torch that compiled on no GPU: the case this report is for."""
-    return bool(cuda) and not gpu_results
+def applies(v) -> bool:
+    """A CUDA build of torch (verify.Verification `v`) that compiled on no GPU: the case this report is for."""
+    return bool(v.cuda) and not any(str(r.get("device")).startswith("cuda") for r in v.results)
